@@ -1,0 +1,113 @@
+#include "engine/ops/elementwise/elementwise_cpu.h"
+
+#include "engine/cpu/loops.h"
+#include "engine/cpu/parallel.h"
+
+namespace pneuma::cpu {
+
+using kern::BinaryOp;
+using kern::UnaryOp;
+
+namespace {
+
+template <class Fn>
+void with_unary_op(UnaryOp op, Fn&& fn) {
+  switch (op) {
+#define PNEUMA_CASE(name) \
+  case UnaryOp::name: return fn.template operator()<UnaryOp::name>();
+    PNEUMA_CASE(Neg) PNEUMA_CASE(Exp) PNEUMA_CASE(Log) PNEUMA_CASE(Sqrt) PNEUMA_CASE(Abs)
+    PNEUMA_CASE(Relu) PNEUMA_CASE(Sigmoid) PNEUMA_CASE(Tanh) PNEUMA_CASE(LeakyRelu)
+    PNEUMA_CASE(Softplus) PNEUMA_CASE(Clamp) PNEUMA_CASE(AddScalar) PNEUMA_CASE(MulScalar)
+    PNEUMA_CASE(PowScalar)
+#undef PNEUMA_CASE
+  }
+}
+
+template <class Fn>
+void with_binary_op(BinaryOp op, Fn&& fn) {
+  switch (op) {
+#define PNEUMA_CASE(name) \
+  case BinaryOp::name: return fn.template operator()<BinaryOp::name>();
+    PNEUMA_CASE(Add) PNEUMA_CASE(Sub) PNEUMA_CASE(Mul) PNEUMA_CASE(Div) PNEUMA_CASE(Pow)
+    PNEUMA_CASE(Gt) PNEUMA_CASE(Lt) PNEUMA_CASE(Ge) PNEUMA_CASE(Le) PNEUMA_CASE(Eq)
+#undef PNEUMA_CASE
+  }
+}
+
+// Contiguous operands of the same shape are read as flat arrays; anything else goes
+// through the strided iterator.
+Tensor dense_or_empty(const Tensor& t) { return t.defined() && t.is_contiguous() ? t : Tensor(); }
+
+}  // namespace
+
+void unary_forward(UnaryOp op, const Tensor& x, const Tensor& y, const kern::UnaryParams& p) {
+  with_unary_op(op, [&]<UnaryOp OP>() {
+    dispatch_floating(x.dtype(), "unary", [&]<class T>() {
+      T* out = y.data<T>();
+      const T* in = x.data<T>();
+      if (x.is_contiguous()) {
+        parallel_for(x.numel(), [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i) out[i] = kern::unary_forward<OP, T>(in[i], p);
+        });
+        return;
+      }
+      for_each_offset<2>(x.shape(), {y.strides(), x.strides()},
+                         [&](const std::array<int64_t, 2>& o) {
+                           out[o[0]] = kern::unary_forward<OP, T>(in[o[1]], p);
+                         });
+    });
+  });
+}
+
+void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& g, const Tensor& dx,
+                    const kern::UnaryParams& p) {
+  const Tensor xd = x.defined() ? x.contiguous() : x;
+  const Tensor yd = y.defined() ? y.contiguous() : y;
+  const Tensor gd = g.contiguous();
+  with_unary_op(op, [&]<UnaryOp OP>() {
+    dispatch_floating(g.dtype(), "unary backward", [&]<class T>() {
+      const T* xs = xd.defined() ? xd.data<T>() : nullptr;
+      const T* ys = yd.defined() ? yd.data<T>() : nullptr;
+      const T* gs = gd.data<T>();
+      T* out = dx.data<T>();
+      parallel_for(g.numel(), [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i)
+          out[i] = kern::unary_backward<OP, T>(xs ? xs[i] : T(0), ys ? ys[i] : T(0), gs[i], p);
+      });
+    });
+  });
+}
+
+void binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  with_binary_op(op, [&]<BinaryOp OP>() {
+    dispatch_floating(a.dtype(), "binary", [&]<class T>() {
+      using R = decltype(kern::binary_forward<OP, T>(T(), T()));
+      const T* as = a.data<T>();
+      const T* bs = b.data<T>();
+      R* os = out.data<R>();
+      const int64_t n = out.numel();
+      if (dense_or_empty(a).defined() && dense_or_empty(b).defined()) {
+        if (a.shape() == b.shape()) {
+          parallel_for(n, [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; ++i) os[i] = kern::binary_forward<OP, T>(as[i], bs[i]);
+          });
+          return;
+        }
+        if (b.numel() == 1) {
+          const T s = bs[0];
+          parallel_for(n, [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; ++i) os[i] = kern::binary_forward<OP, T>(as[i], s);
+          });
+          return;
+        }
+      }
+      const Shape& shape = out.shape();
+      for_each_offset<3>(shape, {out.strides(), broadcast_strides(a, shape), broadcast_strides(b, shape)},
+                         [&](const std::array<int64_t, 3>& o) {
+                           os[o[0]] = kern::binary_forward<OP, T>(as[o[1]], bs[o[2]]);
+                         });
+    });
+  });
+}
+
+}  // namespace pneuma::cpu

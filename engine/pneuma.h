@@ -1,0 +1,10 @@
+#pragma once
+// The whole public engine API in one include.
+#include "engine/autograd/grad_mode.h"
+#include "engine/core/device.h"
+#include "engine/core/dtype.h"
+#include "engine/core/error.h"
+#include "engine/core/tensor.h"
+#include "engine/cpu/parallel.h"
+#include "engine/ops/elementwise/elementwise.h"
+#include "engine/ops/reduce/reduce.h"

@@ -1,0 +1,108 @@
+#pragma once
+// Per-element math of the elementwise ops, written once for the CPU reference loops
+// and the CUDA kernels. Backward formulas follow PyTorch's derivatives.yaml.
+#include <cmath>
+
+#if defined(__CUDACC__)
+#define PNEUMA_ELEMENTWISE_HD __host__ __device__ inline
+#else
+#define PNEUMA_ELEMENTWISE_HD inline
+#endif
+
+namespace pneuma::kern {
+
+enum class UnaryOp {
+  Neg, Exp, Log, Sqrt, Abs, Relu, Sigmoid, Tanh, LeakyRelu, Softplus, Clamp,
+  AddScalar, MulScalar, PowScalar,
+};
+
+// a, b: the op's scalar parameters (slope; beta/threshold; min/max; scalar operand).
+struct UnaryParams {
+  double a = 0;
+  double b = 0;
+  bool has_a = false;
+  bool has_b = false;
+};
+
+template <UnaryOp OP, class T>
+PNEUMA_ELEMENTWISE_HD T unary_forward(T x, const UnaryParams& p) {
+  using std::exp, std::log, std::sqrt, std::abs, std::tanh, std::log1p, std::pow;
+  if constexpr (OP == UnaryOp::Neg) return -x;
+  else if constexpr (OP == UnaryOp::Exp) return exp(x);
+  else if constexpr (OP == UnaryOp::Log) return log(x);
+  else if constexpr (OP == UnaryOp::Sqrt) return sqrt(x);
+  else if constexpr (OP == UnaryOp::Abs) return abs(x);
+  else if constexpr (OP == UnaryOp::Relu) return x > T(0) ? x : T(0);
+  else if constexpr (OP == UnaryOp::Sigmoid) return T(1) / (T(1) + exp(-x));
+  else if constexpr (OP == UnaryOp::Tanh) return tanh(x);
+  else if constexpr (OP == UnaryOp::LeakyRelu) return x > T(0) ? x : x * T(p.a);
+  else if constexpr (OP == UnaryOp::Softplus) {
+    const T bx = x * T(p.a);
+    return bx > T(p.b) ? x : log1p(exp(bx)) / T(p.a);
+  } else if constexpr (OP == UnaryOp::Clamp) {
+    T y = x;
+    if (p.has_a && y < T(p.a)) y = T(p.a);
+    if (p.has_b && y > T(p.b)) y = T(p.b);
+    return x != x ? x : y;  // NaN propagates, as in PyTorch
+  } else if constexpr (OP == UnaryOp::AddScalar) return x + T(p.a);
+  else if constexpr (OP == UnaryOp::MulScalar) return x * T(p.a);
+  else return pow(x, T(p.a));  // PowScalar
+}
+
+// Which values the backward formula reads: the input x, the output y, or both.
+template <UnaryOp OP>
+constexpr bool unary_backward_needs_input() {
+  return OP == UnaryOp::Log || OP == UnaryOp::Abs || OP == UnaryOp::LeakyRelu ||
+         OP == UnaryOp::Softplus || OP == UnaryOp::Clamp || OP == UnaryOp::PowScalar;
+}
+template <UnaryOp OP>
+constexpr bool unary_backward_needs_output() {
+  return OP == UnaryOp::Exp || OP == UnaryOp::Sqrt || OP == UnaryOp::Relu ||
+         OP == UnaryOp::Sigmoid || OP == UnaryOp::Tanh;
+}
+
+template <UnaryOp OP, class T>
+PNEUMA_ELEMENTWISE_HD T unary_backward(T x, T y, T g, const UnaryParams& p) {
+  using std::exp, std::pow;
+  if constexpr (OP == UnaryOp::Neg) return -g;
+  else if constexpr (OP == UnaryOp::Exp) return g * y;
+  else if constexpr (OP == UnaryOp::Log) return g / x;
+  else if constexpr (OP == UnaryOp::Sqrt) return g / (T(2) * y);
+  else if constexpr (OP == UnaryOp::Abs) return x > T(0) ? g : (x < T(0) ? -g : T(0));
+  else if constexpr (OP == UnaryOp::Relu) return y > T(0) ? g : T(0);
+  else if constexpr (OP == UnaryOp::Sigmoid) return g * y * (T(1) - y);
+  else if constexpr (OP == UnaryOp::Tanh) return g * (T(1) - y * y);
+  else if constexpr (OP == UnaryOp::LeakyRelu) return x > T(0) ? g : g * T(p.a);
+  else if constexpr (OP == UnaryOp::Softplus) {
+    const T bx = x * T(p.a);
+    if (bx > T(p.b)) return g;
+    const T z = exp(bx);
+    return g * z / (z + T(1));
+  } else if constexpr (OP == UnaryOp::Clamp) {
+    const bool inside = (!p.has_a || x >= T(p.a)) && (!p.has_b || x <= T(p.b));
+    return inside ? g : T(0);
+  } else if constexpr (OP == UnaryOp::AddScalar) return g;
+  else if constexpr (OP == UnaryOp::MulScalar) return g * T(p.a);
+  else {  // PowScalar: d/dx x^e = e x^(e-1); exponent 0 gives 0 as in PyTorch
+    if (p.a == 0.0) return T(0);
+    return g * T(p.a) * pow(x, T(p.a - 1.0));
+  }
+}
+
+enum class BinaryOp { Add, Sub, Mul, Div, Pow, Gt, Lt, Ge, Le, Eq };
+
+template <BinaryOp OP, class T>
+PNEUMA_ELEMENTWISE_HD auto binary_forward(T a, T b) {
+  if constexpr (OP == BinaryOp::Add) return a + b;
+  else if constexpr (OP == BinaryOp::Sub) return a - b;
+  else if constexpr (OP == BinaryOp::Mul) return a * b;
+  else if constexpr (OP == BinaryOp::Div) return a / b;
+  else if constexpr (OP == BinaryOp::Pow) return static_cast<T>(std::pow(a, b));
+  else if constexpr (OP == BinaryOp::Gt) return a > b;
+  else if constexpr (OP == BinaryOp::Lt) return a < b;
+  else if constexpr (OP == BinaryOp::Ge) return a >= b;
+  else if constexpr (OP == BinaryOp::Le) return a <= b;
+  else return a == b;
+}
+
+}  // namespace pneuma::kern
