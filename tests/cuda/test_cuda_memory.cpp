@@ -1,0 +1,24 @@
+#include <doctest/doctest.h>
+
+#include "engine/pneuma.h"
+#include "tests/support/cuda.h"
+
+using namespace pneuma;
+
+TEST_SUITE("cuda") {
+  TEST_CASE("cuda tensors round-trip through device memory") {
+    PNEUMA_REQUIRE_GPU();
+    const Tensor x = Tensor::randn({3, 5}, 11);
+    const Tensor on_gpu = x.to(Device::cuda());
+    CHECK(on_gpu.device() == Device::cuda());
+    CHECK(on_gpu.to(Device::cpu()).to_vector() == x.to_vector());
+    // a non-contiguous view is packed before the copy
+    CHECK(x.transpose(0, 1).to(Device::cuda()).to(Device::cpu()).to_vector() == x.transpose(0, 1).contiguous().to_vector());
+  }
+
+  TEST_CASE("ops without a CUDA implementation refuse CUDA tensors by name") {
+    PNEUMA_REQUIRE_GPU();
+    const Tensor x = Tensor::ones({4}, DType::Float32, Device::cuda());
+    CHECK_THROWS_WITH_AS(relu(x), doctest::Contains("relu: no CUDA implementation"), Error);
+  }
+}
