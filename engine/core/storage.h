@@ -10,8 +10,8 @@ namespace pneuma {
 // (offset, shape, strides).
 class Storage {
  public:
-  // Allocates nbytes on device (zero-initialised on the CPU).
-  static std::shared_ptr<Storage> allocate(size_t nbytes, Device device);
+  // Allocates nbytes on device; the contents are unspecified unless zero_fill.
+  static std::shared_ptr<Storage> allocate(size_t nbytes, Device device, bool zero_fill = false);
   // Wraps memory owned elsewhere; deleter runs when the last tensor lets go.
   Storage(void* data, size_t nbytes, Device device, void (*deleter)(void*, Device));
   ~Storage();

@@ -9,10 +9,10 @@
 namespace pneuma {
 
 namespace {
-std::shared_ptr<TensorImpl> new_impl(const Shape& shape, DType dtype, Device device) {
+std::shared_ptr<TensorImpl> new_impl(const Shape& shape, DType dtype, Device device, bool zero_fill) {
   for (int64_t s : shape) PNEUMA_CHECK(s >= 0, "tensor: negative size in shape ", shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = Storage::allocate(static_cast<size_t>(numel_of(shape)) * dtype_size(dtype), device);
+  impl->storage = Storage::allocate(static_cast<size_t>(numel_of(shape)) * dtype_size(dtype), device, zero_fill);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
@@ -20,7 +20,7 @@ std::shared_ptr<TensorImpl> new_impl(const Shape& shape, DType dtype, Device dev
 }
 
 Tensor cpu_filled(const Shape& shape, DType dtype, const auto& value_at) {
-  Tensor t(new_impl(shape, dtype, Device::cpu()));
+  Tensor t(new_impl(shape, dtype, Device::cpu(), false));
   const int64_t n = t.numel();
   dispatch_all(dtype, "tensor", [&]<class T>() {
     T* p = t.data<T>();
@@ -31,11 +31,11 @@ Tensor cpu_filled(const Shape& shape, DType dtype, const auto& value_at) {
 }  // namespace
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  return Tensor(new_impl(shape, dtype, device));
+  return Tensor(new_impl(shape, dtype, device, false));
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
-  return empty(shape, dtype, device);  // storage is zero-initialised
+  return Tensor(new_impl(shape, dtype, device, true));
 }
 
 Tensor Tensor::ones(const Shape& shape, DType dtype, Device device) {

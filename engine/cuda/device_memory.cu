@@ -23,6 +23,12 @@ void device_free(void* data, int device) noexcept {
   }
 }
 
+void device_memset_zero(void* data, size_t nbytes, int device) {
+  if (nbytes == 0) return;
+  DeviceContext& context = DeviceContext::get(device);
+  PNEUMA_CUDA_CHECK(cudaMemsetAsync(data, 0, nbytes, context.stream()));
+}
+
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {
   if (nbytes == 0) return;
   DeviceContext& context = DeviceContext::get(dst_device.is_cuda() ? dst_device.index : src_device.index);

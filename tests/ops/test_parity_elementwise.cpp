@@ -14,6 +14,7 @@ TEST_SUITE("parity") {
       check_parity("mul_broadcast", [](const auto& x) { return mul(x[0], x[1]); }, dtype, rtol, atol);
       check_parity("div_broadcast", [](const auto& x) { return div(x[0], x[1]); }, dtype, rtol, atol);
       check_parity("pow_tensor", [](const auto& x) { return pow(x[0], x[1]); }, dtype, rtol, atol);
+      check_parity("pow_zero_exponent_and_base", [](const auto& x) { return pow(x[0], x[1]); }, dtype, rtol, atol);
       check_parity("unary_chain", [](const auto& v) {
         const Tensor& x = v[0];
         return exp(x) + log(abs(x) + 0.5) + sqrt(abs(x) + 0.1) + relu(x) + leaky_relu(x, 0.2) + sigmoid(x) +

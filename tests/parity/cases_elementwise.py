@@ -49,3 +49,10 @@ def _(torch):
 def _(torch):
     x = leaf(torch, 3, 4, 5)
     return [x], x.sum(dim=(0, 2), keepdim=True) * 2 + x.mean(dim=1, keepdim=True).sum(dim=2, keepdim=True)
+
+
+@case("pow_zero_exponent_and_base")
+def _(torch):
+    a = torch.tensor([0.0, 0.0, 2.0, 1.5], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([0.0, 2.0, 0.0, -1.0], dtype=torch.float64, requires_grad=True)
+    return [a, b], torch.pow(a, b)

@@ -63,7 +63,7 @@ inline void check_parity(const std::string& name, const Function& f, DType dtype
       grads.push_back(value);
     }
   }
-  INFO("parity case ", name, " in ", dtype_name(dtype));
+  INFO("parity case ", name, " in ", std::string(dtype_name(dtype)));
   const Tensor output = f(inputs);
   {
     INFO("output");

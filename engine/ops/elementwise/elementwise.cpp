@@ -3,6 +3,7 @@
 #include "engine/autograd/node.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/elementwise/elementwise_cpu.h"
+#include "engine/ops/index/index.h"
 #include "engine/ops/reduce/reduce.h"
 
 namespace pneuma {
@@ -121,8 +122,8 @@ class BinaryBackward final : public autograd::Node {
         if (need_b_) gb = neg(div(mul(g, out_), b_));
         break;
       case BinaryOp::Pow:
-        // d/da a^b = b a^(b-1); d/db a^b = a^b log a (0 where a == 0 and b >= 0, as PyTorch)
-        if (need_a_) ga = mul(g, mul(b_, pow(a_, sub(b_, 1.0))));
+        // d/da a^b = b a^(b-1), 0 where b == 0; d/db a^b = a^b log a, 0 where a == 0 (as PyTorch)
+        if (need_a_) ga = masked_fill(mul(g, mul(b_, pow(a_, sub(b_, 1.0)))), eq(b_, Tensor::zeros({}, b_.dtype(), b_.device())), 0.0);
         if (need_b_) gb = mul(g, mul(out_, log_or_zero(a_)));
         break;
       default: PNEUMA_FAIL(name(), ": comparison ops are not differentiable");
@@ -137,13 +138,8 @@ class BinaryBackward final : public autograd::Node {
 
  private:
   static Tensor log_or_zero(const Tensor& a) {
-    // log(a) where a > 0; a == 0 contributes 0 (PyTorch masks base == 0 to 0).
-    Tensor l = log(add(abs(a), 0.0));
-    std::vector<double> values = l.to_vector();
-    std::vector<double> base = a.to_vector();
-    for (size_t i = 0; i < values.size(); ++i)
-      if (base[i] == 0.0) values[i] = 0.0;
-    return Tensor::from_vector(values, a.shape(), a.dtype(), a.device());
+    // log(a), with a == 0 masked to 0 (PyTorch's pow backward masks base == 0).
+    return masked_fill(log(a), eq(a, Tensor::zeros({}, a.dtype(), a.device())), 0.0);
   }
 
   BinaryOp op_;

@@ -1,0 +1,18 @@
+#pragma once
+// Normalization layers' functional forms, as torch.nn.functional.
+#include "engine/core/tensor.h"
+
+namespace pneuma {
+
+// F.batch_norm over dim 1 of an [N, C, *] input ([N, C], [N, C, L], [N, C, H, W], ...).
+// weight, bias and the running statistics may be undefined tensors.
+// training: normalizes with the batch mean and biased batch variance and, where the
+// running statistics are defined, updates them in place (running = (1 - momentum) *
+// running + momentum * batch, with the unbiased variance for running_var); the running
+// statistics are buffers, never part of the graph. Otherwise normalizes with them.
+// Gradients flow to input, weight and bias.
+Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), bool training = false,
+                  double momentum = 0.1, double eps = 1e-5);
+
+}  // namespace pneuma

@@ -1,0 +1,9 @@
+#pragma once
+// F.normalize: x / max(||x||_p, eps) along dim, for any finite p > 0.
+#include "engine/core/tensor.h"
+
+namespace pneuma {
+
+Tensor normalize(const Tensor& x, double p = 2.0, int64_t dim = 1, double eps = 1e-12);
+
+}  // namespace pneuma

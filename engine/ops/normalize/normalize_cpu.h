@@ -1,0 +1,14 @@
+#pragma once
+#include "engine/core/tensor.h"
+
+namespace pneuma::cpu {
+
+// norm (contiguous, x's shape with 1 at dim) = ||x||_p along dim; y (contiguous) =
+// x / max(norm, eps).
+void normalize_forward(const Tensor& x, int64_t dim, double p, double eps, const Tensor& y, const Tensor& norm);
+// dx from x, the saved norm and g, with PyTorch's derivative of x / clamp_min(norm, eps):
+// the norm's share of the gradient is dropped where norm < eps (and where norm == 0).
+void normalize_backward(const Tensor& x, const Tensor& norm, const Tensor& g, int64_t dim, double p, double eps,
+                        const Tensor& dx);
+
+}  // namespace pneuma::cpu

@@ -1,0 +1,184 @@
+#include "engine/ops/pool/pool.h"
+
+#include <string>
+
+#include "engine/autograd/node.h"
+#include "engine/cpu/fast_path.h"
+#include "engine/ops/checks.h"
+#include "engine/ops/pool/pool_cpu.h"
+#include "engine/ops/pool/pool_onednn.h"
+
+namespace pneuma {
+
+using kern::Pool2d;
+
+namespace {
+
+std::string pair_str(std::array<int64_t, 2> a) { return "[" + std::to_string(a[0]) + ", " + std::to_string(a[1]) + "]"; }
+
+// The input as contiguous [N, C, H, W] data (N = 1 for an unbatched [C, H, W] input).
+Pool2d planes_of(const char* op, const Tensor& input) {
+  ops::check_defined(op, input);
+  ops::check_floating(op, input);
+  ops::require_cpu(op, {&input});
+  PNEUMA_CHECK(input.dim() == 3 || input.dim() == 4, op, ": expected a 3-d [C, H, W] or 4-d [N, C, H, W] input, got ",
+               input.str());
+  const bool batched = input.dim() == 4;
+  Pool2d p;
+  p.N = batched ? input.size(0) : 1;
+  p.C = input.size(batched ? 1 : 0);
+  p.ih = input.size(batched ? 2 : 1);
+  p.iw = input.size(batched ? 3 : 2);
+  PNEUMA_CHECK(p.C > 0 && p.ih > 0 && p.iw > 0, op, ": expected non-zero channels, height and width, got input ",
+               input.str());
+  return p;
+}
+
+Shape output_shape(const Tensor& input, const Pool2d& p) {
+  return input.dim() == 4 ? Shape{p.N, p.C, p.oh, p.ow} : Shape{p.C, p.oh, p.ow};
+}
+
+Pool2d window_geometry(const char* op, const Tensor& input, std::array<int64_t, 2> kernel,
+                       std::array<int64_t, 2> stride, std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation,
+                       bool ceil_mode) {
+  Pool2d p = planes_of(op, input);
+  if (stride[0] == 0 && stride[1] == 0) stride = kernel;
+  PNEUMA_CHECK(kernel[0] > 0 && kernel[1] > 0, op, ": kernel_size must be positive, got ", pair_str(kernel));
+  PNEUMA_CHECK(stride[0] > 0 && stride[1] > 0, op, ": stride must be positive (or {0, 0} for kernel_size), got ",
+               pair_str(stride));
+  PNEUMA_CHECK(dilation[0] > 0 && dilation[1] > 0, op, ": dilation must be positive, got ", pair_str(dilation));
+  PNEUMA_CHECK(padding[0] >= 0 && padding[1] >= 0, op, ": padding must be non-negative, got ", pair_str(padding));
+  PNEUMA_CHECK(padding[0] <= kernel[0] / 2 && padding[1] <= kernel[1] / 2, op, ": padding ", pair_str(padding),
+               " should be at most half of kernel_size ", pair_str(kernel));
+  p.kh = kernel[0], p.kw = kernel[1], p.sh = stride[0], p.sw = stride[1];
+  p.ph = padding[0], p.pw = padding[1], p.dh = dilation[0], p.dw = dilation[1];
+  p.oh = kern::pool_output_size(p.ih, p.kh, p.ph, p.sh, p.dh, ceil_mode);
+  p.ow = kern::pool_output_size(p.iw, p.kw, p.pw, p.sw, p.dw, ceil_mode);
+  PNEUMA_CHECK(p.oh >= 1 && p.ow >= 1, op, ": input ", input.str(), " is too small for kernel_size ", pair_str(kernel),
+               " with padding ", pair_str(padding), " and dilation ", pair_str(dilation), ": the output would be ",
+               p.oh, " x ", p.ow);
+  return p;
+}
+
+bool fast_float32(const Tensor& x) { return x.dtype() == DType::Float32 && x.numel() > 0 && cpu::fast_path_enabled(); }
+
+// Routes gradients through what the forward saved: PyTorch's indices (reference) or
+// oneDNN's workspace (fast path; only oneDNN can read it).
+class MaxPool2dBackward final : public autograd::Node {
+ public:
+  MaxPool2dBackward(Pool2d p, Tensor saved, bool fast) : p_(p), saved_(std::move(saved)), fast_(fast) {}
+  const char* name() const override { return "max_pool2d"; }
+  std::vector<Tensor> apply(const Tensor& grad) override {
+    ops::require_cpu(name(), {&grad});
+    const Tensor g = grad.contiguous();
+    Tensor dx = Tensor::empty(input_shapes[0], g.dtype());
+    if (fast_) cpu::max_pool2d_backward_onednn(g, saved_, p_, dx);
+    else cpu::max_pool2d_backward(g, saved_, p_, dx);
+    return {dx};
+  }
+  void release_saved() override { saved_ = Tensor(); }
+
+ private:
+  Pool2d p_;
+  Tensor saved_;
+  bool fast_;
+};
+
+std::pair<Tensor, Tensor> max_pool(const Tensor& input, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
+                                   std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation, bool ceil_mode,
+                                   bool want_indices) {
+  const char* op = want_indices ? "max_pool2d_with_indices" : "max_pool2d";
+  const Pool2d p = window_geometry(op, input, kernel, stride, padding, dilation, ceil_mode);
+  const Tensor x = input.detach().contiguous();
+  const bool record = autograd::needs_grad({&input});
+  Tensor y = Tensor::empty(output_shape(input, p), input.dtype());
+  // oneDNN cannot give PyTorch's indices, so the fast path serves max_pool2d only.
+  if (!want_indices && fast_float32(x) && cpu::max_pool2d_onednn_supported(p, record)) {
+    Tensor workspace = cpu::max_pool2d_forward_onednn(x, p, y, record);
+    if (record) autograd::record(std::make_shared<MaxPool2dBackward>(p, std::move(workspace), true), {input}, y);
+    return {y, Tensor()};
+  }
+  Tensor indices = Tensor::empty(y.shape(), DType::Int64);
+  cpu::max_pool2d_forward(x, p, y, indices);
+  if (record) autograd::record(std::make_shared<MaxPool2dBackward>(p, autograd::save(indices), false), {input}, y);
+  return {y, indices};
+}
+
+class AvgPool2dBackward final : public autograd::Node {
+ public:
+  AvgPool2dBackward(Pool2d p, cpu::AvgOptions options, bool fast) : p_(p), options_(options), fast_(fast) {}
+  const char* name() const override { return "avg_pool2d"; }
+  std::vector<Tensor> apply(const Tensor& grad) override {
+    ops::require_cpu(name(), {&grad});
+    const Tensor g = grad.contiguous();
+    Tensor dx = Tensor::empty(input_shapes[0], g.dtype());
+    if (fast_) cpu::avg_pool2d_backward_onednn(g, p_, options_, dx);
+    else cpu::avg_pool2d_backward(g, p_, options_, dx);
+    return {dx};
+  }
+
+ private:
+  Pool2d p_;
+  cpu::AvgOptions options_;
+  bool fast_;
+};
+
+class AdaptiveAvgPool2dBackward final : public autograd::Node {
+ public:
+  explicit AdaptiveAvgPool2dBackward(Pool2d p) : p_(p) {}
+  const char* name() const override { return "adaptive_avg_pool2d"; }
+  std::vector<Tensor> apply(const Tensor& grad) override {
+    ops::require_cpu(name(), {&grad});
+    Tensor dx = Tensor::empty(input_shapes[0], grad.dtype());
+    cpu::adaptive_avg_pool2d_backward(grad.contiguous(), p_, dx);
+    return {dx};
+  }
+
+ private:
+  Pool2d p_;
+};
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& input, std::array<int64_t, 2> kernel_size, std::array<int64_t, 2> stride,
+                  std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation, bool ceil_mode) {
+  return max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, false).first;
+}
+
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& input, std::array<int64_t, 2> kernel_size,
+                                                  std::array<int64_t, 2> stride, std::array<int64_t, 2> padding,
+                                                  std::array<int64_t, 2> dilation, bool ceil_mode) {
+  return max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, true);
+}
+
+Tensor avg_pool2d(const Tensor& input, std::array<int64_t, 2> kernel_size, std::array<int64_t, 2> stride,
+                  std::array<int64_t, 2> padding, bool ceil_mode, bool count_include_pad,
+                  std::optional<int64_t> divisor_override) {
+  const char* op = "avg_pool2d";
+  const Pool2d p = window_geometry(op, input, kernel_size, stride, padding, {1, 1}, ceil_mode);
+  PNEUMA_CHECK(!divisor_override || *divisor_override != 0, op, ": divisor_override must be non-zero");
+  const cpu::AvgOptions options{count_include_pad, divisor_override};
+  const Tensor x = input.detach().contiguous();
+  Tensor y = Tensor::empty(output_shape(input, p), input.dtype());
+  const bool fast = fast_float32(x) && cpu::avg_pool2d_onednn_supported(p, options);
+  if (fast) cpu::avg_pool2d_forward_onednn(x, p, options, y);
+  else cpu::avg_pool2d_forward(x, p, options, y);
+  if (autograd::needs_grad({&input})) autograd::record(std::make_shared<AvgPool2dBackward>(p, options, fast), {input}, y);
+  return y;
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& input, std::array<int64_t, 2> output_size) {
+  const char* op = "adaptive_avg_pool2d";
+  Pool2d p = planes_of(op, input);
+  PNEUMA_CHECK(output_size[0] > 0 && output_size[1] > 0, op, ": output_size must be positive, got ",
+               pair_str(output_size), " for input ", input.str());
+  p.oh = output_size[0];
+  p.ow = output_size[1];
+  const Tensor x = input.detach().contiguous();
+  Tensor y = Tensor::empty(output_shape(input, p), input.dtype());
+  cpu::adaptive_avg_pool2d_forward(x, p, y);
+  if (autograd::needs_grad({&input})) autograd::record(std::make_shared<AdaptiveAvgPool2dBackward>(p), {input}, y);
+  return y;
+}
+
+}  // namespace pneuma

@@ -1,0 +1,171 @@
+#include "engine/ops/pool/pool_cpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "engine/cpu/parallel.h"
+
+namespace pneuma::cpu {
+
+using kern::Pool2d;
+
+namespace {
+
+// Planes are independent: forward and backward both parallelize over them.
+template <class Fn>
+void for_planes(const Pool2d& p, int64_t work_per_plane, Fn&& fn) {
+  parallel_for(p.planes(), [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end; ++plane) fn(plane);
+  }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(work_per_plane, 1)));
+}
+
+}  // namespace
+
+void max_pool2d_forward(const Tensor& x, const Pool2d& p, const Tensor& y, const Tensor& indices) {
+  dispatch_floating(x.dtype(), "max_pool2d", [&]<class T>() {
+    const T* in = x.data<T>();
+    T* out = y.data<T>();
+    int64_t* idx = indices.data<int64_t>();
+    for_planes(p, p.oh * p.ow * p.kh * p.kw, [&](int64_t plane) {
+      const T* xp = in + plane * p.ih * p.iw;
+      T* yp = out + plane * p.oh * p.ow;
+      int64_t* ip = idx + plane * p.oh * p.ow;
+      for (int64_t oh = 0; oh < p.oh; ++oh) {
+        const kern::MaxWindow hw = kern::max_window(oh, p.ih, p.kh, p.sh, p.ph, p.dh);
+        for (int64_t ow = 0; ow < p.ow; ++ow) {
+          const kern::MaxWindow ww = kern::max_window(ow, p.iw, p.kw, p.sw, p.pw, p.dw);
+          // As PyTorch: the first maximum wins ties, and a NaN wins over everything.
+          int64_t best = hw.start * p.iw + ww.start;
+          T best_value = -std::numeric_limits<T>::infinity();
+          for (int64_t h = hw.start; h < hw.end; h += p.dh)
+            for (int64_t w = ww.start; w < ww.end; w += p.dw) {
+              const T v = xp[h * p.iw + w];
+              if (v > best_value || std::isnan(v)) {
+                best_value = v;
+                best = h * p.iw + w;
+              }
+            }
+          yp[oh * p.ow + ow] = best_value;
+          ip[oh * p.ow + ow] = best;
+        }
+      }
+    });
+  });
+}
+
+void max_pool2d_backward(const Tensor& g, const Tensor& indices, const Pool2d& p, const Tensor& dx) {
+  dispatch_floating(g.dtype(), "max_pool2d backward", [&]<class T>() {
+    const T* go = g.data<T>();
+    const int64_t* idx = indices.data<int64_t>();
+    T* gi = dx.data<T>();
+    for_planes(p, p.ih * p.iw, [&](int64_t plane) {
+      T* dp = gi + plane * p.ih * p.iw;
+      std::fill(dp, dp + p.ih * p.iw, T(0));
+      const T* gp = go + plane * p.oh * p.ow;
+      const int64_t* ip = idx + plane * p.oh * p.ow;
+      for (int64_t o = 0; o < p.oh * p.ow; ++o) dp[ip[o]] += gp[o];
+    });
+  });
+}
+
+namespace {
+
+struct AvgTerms {
+  kern::AvgWindow h, w;
+  double divisor;
+};
+
+AvgTerms avg_terms(const Pool2d& p, const AvgOptions& o, int64_t oh, int64_t ow) {
+  const kern::AvgWindow h = kern::avg_window(oh, p.ih, p.kh, p.sh, p.ph);
+  const kern::AvgWindow w = kern::avg_window(ow, p.iw, p.kw, p.sw, p.pw);
+  double divisor;
+  if (o.divisor_override) divisor = static_cast<double>(*o.divisor_override);
+  else if (o.count_include_pad) divisor = static_cast<double>(h.padded_extent * w.padded_extent);
+  else divisor = static_cast<double>((h.end - h.start) * (w.end - w.start));
+  return {h, w, divisor};
+}
+
+}  // namespace
+
+void avg_pool2d_forward(const Tensor& x, const Pool2d& p, const AvgOptions& o, const Tensor& y) {
+  dispatch_floating(x.dtype(), "avg_pool2d", [&]<class T>() {
+    const T* in = x.data<T>();
+    T* out = y.data<T>();
+    for_planes(p, p.oh * p.ow * p.kh * p.kw, [&](int64_t plane) {
+      const T* xp = in + plane * p.ih * p.iw;
+      T* yp = out + plane * p.oh * p.ow;
+      for (int64_t oh = 0; oh < p.oh; ++oh)
+        for (int64_t ow = 0; ow < p.ow; ++ow) {
+          const AvgTerms t = avg_terms(p, o, oh, ow);
+          T sum = 0;
+          for (int64_t h = t.h.start; h < t.h.end; ++h)
+            for (int64_t w = t.w.start; w < t.w.end; ++w) sum += xp[h * p.iw + w];
+          yp[oh * p.ow + ow] = sum / static_cast<T>(t.divisor);
+        }
+    });
+  });
+}
+
+void avg_pool2d_backward(const Tensor& g, const Pool2d& p, const AvgOptions& o, const Tensor& dx) {
+  dispatch_floating(g.dtype(), "avg_pool2d backward", [&]<class T>() {
+    const T* go = g.data<T>();
+    T* gi = dx.data<T>();
+    for_planes(p, p.oh * p.ow * p.kh * p.kw, [&](int64_t plane) {
+      T* dp = gi + plane * p.ih * p.iw;
+      std::fill(dp, dp + p.ih * p.iw, T(0));
+      const T* gp = go + plane * p.oh * p.ow;
+      for (int64_t oh = 0; oh < p.oh; ++oh)
+        for (int64_t ow = 0; ow < p.ow; ++ow) {
+          const AvgTerms t = avg_terms(p, o, oh, ow);
+          const T share = gp[oh * p.ow + ow] / static_cast<T>(t.divisor);
+          for (int64_t h = t.h.start; h < t.h.end; ++h)
+            for (int64_t w = t.w.start; w < t.w.end; ++w) dp[h * p.iw + w] += share;
+        }
+    });
+  });
+}
+
+void adaptive_avg_pool2d_forward(const Tensor& x, const Pool2d& p, const Tensor& y) {
+  dispatch_floating(x.dtype(), "adaptive_avg_pool2d", [&]<class T>() {
+    const T* in = x.data<T>();
+    T* out = y.data<T>();
+    for_planes(p, p.ih * p.iw, [&](int64_t plane) {
+      const T* xp = in + plane * p.ih * p.iw;
+      T* yp = out + plane * p.oh * p.ow;
+      for (int64_t oh = 0; oh < p.oh; ++oh) {
+        const int64_t h0 = kern::adaptive_start(oh, p.oh, p.ih), h1 = kern::adaptive_end(oh, p.oh, p.ih);
+        for (int64_t ow = 0; ow < p.ow; ++ow) {
+          const int64_t w0 = kern::adaptive_start(ow, p.ow, p.iw), w1 = kern::adaptive_end(ow, p.ow, p.iw);
+          T sum = 0;
+          for (int64_t h = h0; h < h1; ++h)
+            for (int64_t w = w0; w < w1; ++w) sum += xp[h * p.iw + w];
+          yp[oh * p.ow + ow] = sum / static_cast<T>((h1 - h0) * (w1 - w0));
+        }
+      }
+    });
+  });
+}
+
+void adaptive_avg_pool2d_backward(const Tensor& g, const Pool2d& p, const Tensor& dx) {
+  dispatch_floating(g.dtype(), "adaptive_avg_pool2d backward", [&]<class T>() {
+    const T* go = g.data<T>();
+    T* gi = dx.data<T>();
+    for_planes(p, p.ih * p.iw, [&](int64_t plane) {
+      T* dp = gi + plane * p.ih * p.iw;
+      std::fill(dp, dp + p.ih * p.iw, T(0));
+      const T* gp = go + plane * p.oh * p.ow;
+      for (int64_t oh = 0; oh < p.oh; ++oh) {
+        const int64_t h0 = kern::adaptive_start(oh, p.oh, p.ih), h1 = kern::adaptive_end(oh, p.oh, p.ih);
+        for (int64_t ow = 0; ow < p.ow; ++ow) {
+          const int64_t w0 = kern::adaptive_start(ow, p.ow, p.iw), w1 = kern::adaptive_end(ow, p.ow, p.iw);
+          const T share = gp[oh * p.ow + ow] / static_cast<T>((h1 - h0) * (w1 - w0));
+          for (int64_t h = h0; h < h1; ++h)
+            for (int64_t w = w0; w < w1; ++w) dp[h * p.iw + w] += share;
+        }
+      }
+    });
+  });
+}
+
+}  // namespace pneuma::cpu

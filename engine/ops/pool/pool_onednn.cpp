@@ -1,0 +1,163 @@
+#include "engine/ops/pool/pool_onednn.h"
+
+#include <dnnl.hpp>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace pneuma::cpu {
+
+using kern::Pool2d;
+
+namespace {
+
+using dnnl::algorithm;
+using dnnl::memory;
+using dnnl::prop_kind;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// A stream per thread: cheap on the CPU, and no stream is shared between threads.
+dnnl::stream& cpu_stream() {
+  thread_local dnnl::stream stream(cpu_engine());
+  return stream;
+}
+
+// oneDNN's output size for right padding pad_r (floor division).
+int64_t onednn_output(int64_t in, int64_t kernel, int64_t stride, int64_t dilation, int64_t pad_l, int64_t pad_r) {
+  return (in - ((kernel - 1) * dilation + 1) + pad_l + pad_r) / stride + 1;
+}
+
+int64_t right_padding(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t dilation, int64_t pad) {
+  int64_t pad_r = pad;
+  while (onednn_output(in, kernel, stride, dilation, pad, pad_r) < out) ++pad_r;
+  return pad_r;
+}
+
+struct Problem {
+  algorithm alg;
+  bool training;
+  Pool2d p;
+  int64_t pad_rh, pad_rw;
+
+  Problem(algorithm a, bool t, const Pool2d& pool) : alg(a), training(t), p(pool) {
+    pad_rh = right_padding(p.ih, p.oh, p.kh, p.sh, p.dh, p.ph);
+    pad_rw = right_padding(p.iw, p.ow, p.kw, p.sw, p.dw, p.pw);
+  }
+  std::string key() const {
+    std::string k = std::to_string(static_cast<int>(alg)) + (training ? "t" : "i");
+    for (int64_t v : {p.N, p.C, p.ih, p.iw, p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw})
+      k += "," + std::to_string(v);
+    return k;
+  }
+  memory::desc src() const { return {{p.N, p.C, p.ih, p.iw}, memory::data_type::f32, memory::format_tag::nchw}; }
+  memory::desc dst() const { return {{p.N, p.C, p.oh, p.ow}, memory::data_type::f32, memory::format_tag::nchw}; }
+  dnnl::pooling_v2_forward::desc forward_desc() const {
+    // oneDNN counts dilation from 0 (a dense window has dilation 0).
+    return {training ? prop_kind::forward_training : prop_kind::forward_inference,
+            alg, src(), dst(), {p.sh, p.sw}, {p.kh, p.kw}, {p.dh - 1, p.dw - 1}, {p.ph, p.pw}, {pad_rh, pad_rw}};
+  }
+  dnnl::pooling_v2_backward::desc backward_desc() const {
+    return {alg, src(), dst(), {p.sh, p.sw}, {p.kh, p.kw}, {p.dh - 1, p.dw - 1}, {p.ph, p.pw}, {pad_rh, pad_rw}};
+  }
+};
+
+struct Primitives {
+  bool ok = false;  // oneDNN rejected the problem: the reference loops take it
+  dnnl::pooling_v2_forward::primitive_desc forward_pd;
+  dnnl::pooling_v2_forward forward;
+  dnnl::pooling_v2_backward backward;
+};
+
+// Primitives cached per problem; creating them costs far more than a small pooling.
+// The backward primitive is made on first use only.
+std::shared_ptr<Primitives> primitives(const Problem& problem, bool with_backward) {
+  static std::mutex mutex;
+  static std::unordered_map<std::string, std::shared_ptr<Primitives>> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  std::shared_ptr<Primitives>& entry = cache[problem.key()];
+  if (!entry) {
+    entry = std::make_shared<Primitives>();
+    try {
+      entry->forward_pd = dnnl::pooling_v2_forward::primitive_desc(problem.forward_desc(), cpu_engine());
+      entry->forward = dnnl::pooling_v2_forward(entry->forward_pd);
+      entry->ok = true;
+    } catch (const dnnl::error&) {
+      return entry;
+    }
+  }
+  if (with_backward && entry->ok && !entry->backward) {
+    const dnnl::pooling_v2_backward::primitive_desc pd(problem.backward_desc(), cpu_engine(), entry->forward_pd);
+    entry->backward = dnnl::pooling_v2_backward(pd);
+  }
+  return entry;
+}
+
+memory wrap(const memory::desc& md, const Tensor& t) { return memory(md, cpu_engine(), t.raw_data()); }
+
+algorithm avg_algorithm(const AvgOptions& o) {
+  return o.count_include_pad ? algorithm::pooling_avg_include_padding : algorithm::pooling_avg_exclude_padding;
+}
+
+}  // namespace
+
+Tensor max_pool2d_forward_onednn(const Tensor& x, const Pool2d& p, const Tensor& y, bool training) {
+  const Problem problem(algorithm::pooling_max, training, p);
+  const std::shared_ptr<Primitives> prims = primitives(problem, false);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(problem.src(), x)}, {DNNL_ARG_DST, wrap(problem.dst(), y)}};
+  Tensor workspace;
+  if (training) {
+    const memory::desc ws = prims->forward_pd.workspace_desc();
+    workspace = Tensor::empty({static_cast<int64_t>(ws.get_size())}, DType::UInt8);
+    args.emplace(DNNL_ARG_WORKSPACE, wrap(ws, workspace));
+  }
+  prims->forward.execute(cpu_stream(), args);
+  cpu_stream().wait();
+  return workspace;
+}
+
+void max_pool2d_backward_onednn(const Tensor& g, const Tensor& workspace, const Pool2d& p, const Tensor& dx) {
+  const Problem problem(algorithm::pooling_max, true, p);
+  const std::shared_ptr<Primitives> prims = primitives(problem, true);
+  prims->backward.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, wrap(problem.dst(), g)},
+                                         {DNNL_ARG_DIFF_SRC, wrap(problem.src(), dx)},
+                                         {DNNL_ARG_WORKSPACE, wrap(prims->forward_pd.workspace_desc(), workspace)}});
+  cpu_stream().wait();
+}
+
+bool max_pool2d_onednn_supported(const Pool2d& p, bool training) {
+  return primitives(Problem(algorithm::pooling_max, training, p), false)->ok;
+}
+
+bool avg_pool2d_onednn_supported(const Pool2d& p, const AvgOptions& o) {
+  if (o.divisor_override) return false;
+  // oneDNN divides by the whole kernel; PyTorch clips the window to the padded input,
+  // which differs only where ceil mode adds padding on the right.
+  if (o.count_include_pad && (right_padding(p.ih, p.oh, p.kh, p.sh, p.dh, p.ph) != p.ph ||
+                              right_padding(p.iw, p.ow, p.kw, p.sw, p.dw, p.pw) != p.pw))
+    return false;
+  return primitives(Problem(avg_algorithm(o), true, p), false)->ok;
+}
+
+void avg_pool2d_forward_onednn(const Tensor& x, const Pool2d& p, const AvgOptions& o, const Tensor& y) {
+  // Forward training (average pooling has no workspace) so backward can reuse the entry.
+  const Problem problem(avg_algorithm(o), true, p);
+  const std::shared_ptr<Primitives> prims = primitives(problem, false);
+  prims->forward.execute(cpu_stream(), {{DNNL_ARG_SRC, wrap(problem.src(), x)}, {DNNL_ARG_DST, wrap(problem.dst(), y)}});
+  cpu_stream().wait();
+}
+
+void avg_pool2d_backward_onednn(const Tensor& g, const Pool2d& p, const AvgOptions& o, const Tensor& dx) {
+  const Problem problem(avg_algorithm(o), true, p);
+  const std::shared_ptr<Primitives> prims = primitives(problem, true);
+  prims->backward.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, wrap(problem.dst(), g)},
+                                         {DNNL_ARG_DIFF_SRC, wrap(problem.src(), dx)}});
+  cpu_stream().wait();
+}
+
+}  // namespace pneuma::cpu
