@@ -9,6 +9,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "engine/cpu/onednn_context.h"
+
 namespace pneuma::cpu {
 
 namespace {
@@ -16,17 +18,6 @@ namespace {
 using dnnl::memory;
 using dnnl::normalization_flags;
 using dnnl::prop_kind;
-
-dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
-// A stream per thread: cheap on the CPU, and no stream is shared between threads.
-dnnl::stream& cpu_stream() {
-  thread_local dnnl::stream stream(cpu_engine());
-  return stream;
-}
 
 struct Primitives {
   dnnl::batch_normalization_forward::primitive_desc forward_pd;
@@ -70,19 +61,18 @@ std::shared_ptr<Primitives> primitives(const Key& k, bool with_backward) {
     const memory::desc md = data_desc(k);
     entry->forward_pd = dnnl::batch_normalization_forward::primitive_desc(
         {k.training ? prop_kind::forward_training : prop_kind::forward_inference, md, k.eps, flags_of(k)},
-        cpu_engine());
+        onednn_engine());
     entry->forward = dnnl::batch_normalization_forward(entry->forward_pd);
   }
   if (with_backward && !entry->backward) {
     const memory::desc md = data_desc(k);
     entry->backward_pd = dnnl::batch_normalization_backward::primitive_desc(
-        {prop_kind::backward, md, md, k.eps, flags_of(k)}, cpu_engine(), entry->forward_pd);
+        {prop_kind::backward, md, md, k.eps, flags_of(k)}, onednn_engine(), entry->forward_pd);
     entry->backward = dnnl::batch_normalization_backward(entry->backward_pd);
   }
   return entry;
 }
 
-memory wrap(const memory::desc& md, const Tensor& t) { return memory(md, cpu_engine(), t.raw_data()); }
 
 memory::desc channel_desc(int64_t C) { return memory::desc({C}, memory::data_type::f32, memory::format_tag::a); }
 
@@ -94,14 +84,14 @@ void batch_norm_forward_onednn(const Tensor& x, int64_t N, int64_t C, int64_t S,
   const Key key{N, C, S, training, weight.defined(), bias.defined(), static_cast<float>(eps)};
   const std::shared_ptr<Primitives> p = primitives(key, false);
   const memory::desc md = data_desc(key);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(md, x)},
-                                       {DNNL_ARG_DST, wrap(md, y)},
-                                       {DNNL_ARG_MEAN, wrap(channel_desc(C), mean)},
-                                       {DNNL_ARG_VARIANCE, wrap(channel_desc(C), var)}};
-  if (key.scale) args.emplace(DNNL_ARG_SCALE, wrap(channel_desc(C), weight));
-  if (key.shift) args.emplace(DNNL_ARG_SHIFT, wrap(channel_desc(C), bias));
-  p->forward.execute(cpu_stream(), args);
-  cpu_stream().wait();
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, onednn_memory(md, x)},
+                                       {DNNL_ARG_DST, onednn_memory(md, y)},
+                                       {DNNL_ARG_MEAN, onednn_memory(channel_desc(C), mean)},
+                                       {DNNL_ARG_VARIANCE, onednn_memory(channel_desc(C), var)}};
+  if (key.scale) args.emplace(DNNL_ARG_SCALE, onednn_memory(channel_desc(C), weight));
+  if (key.shift) args.emplace(DNNL_ARG_SHIFT, onednn_memory(channel_desc(C), bias));
+  p->forward.execute(onednn_stream(), args);
+  onednn_stream().wait();
 }
 
 void batch_norm_backward_onednn(const Tensor& x, const Tensor& g, int64_t N, int64_t C, int64_t S,
@@ -111,27 +101,27 @@ void batch_norm_backward_onednn(const Tensor& x, const Tensor& g, int64_t N, int
   const Key key{N, C, S, training, weight.defined(), shift, static_cast<float>(eps)};
   const std::shared_ptr<Primitives> p = primitives(key, true);
   const memory::desc md = data_desc(key);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(md, x)},
-                                       {DNNL_ARG_DIFF_DST, wrap(md, g)},
-                                       {DNNL_ARG_DIFF_SRC, wrap(md, dx)},
-                                       {DNNL_ARG_MEAN, wrap(channel_desc(C), mean)},
-                                       {DNNL_ARG_VARIANCE, wrap(channel_desc(C), var)}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, onednn_memory(md, x)},
+                                       {DNNL_ARG_DIFF_DST, onednn_memory(md, g)},
+                                       {DNNL_ARG_DIFF_SRC, onednn_memory(md, dx)},
+                                       {DNNL_ARG_MEAN, onednn_memory(channel_desc(C), mean)},
+                                       {DNNL_ARG_VARIANCE, onednn_memory(channel_desc(C), var)}};
   // The primitive writes the scale/shift gradients whenever it uses scale/shift; give
   // it scratch space when the caller does not want them (kept alive until it has run).
   const Tensor dw = key.scale && !dweight.defined() ? Tensor::empty({C}, DType::Float32) : dweight;
   const Tensor db = key.shift && !dbias.defined() ? Tensor::empty({C}, DType::Float32) : dbias;
   if (key.scale) {
-    args.emplace(DNNL_ARG_SCALE, wrap(channel_desc(C), weight));
-    args.emplace(DNNL_ARG_DIFF_SCALE, wrap(channel_desc(C), dw));
+    args.emplace(DNNL_ARG_SCALE, onednn_memory(channel_desc(C), weight));
+    args.emplace(DNNL_ARG_DIFF_SCALE, onednn_memory(channel_desc(C), dw));
   }
   // oneDNN asks for the shift even though no gradient depends on it; zeros do.
   const Tensor shift_values = key.shift ? Tensor::zeros({C}, DType::Float32) : Tensor();
   if (key.shift) {
-    args.emplace(DNNL_ARG_SHIFT, wrap(channel_desc(C), shift_values));
-    args.emplace(DNNL_ARG_DIFF_SHIFT, wrap(channel_desc(C), db));
+    args.emplace(DNNL_ARG_SHIFT, onednn_memory(channel_desc(C), shift_values));
+    args.emplace(DNNL_ARG_DIFF_SHIFT, onednn_memory(channel_desc(C), db));
   }
-  p->backward.execute(cpu_stream(), args);
-  cpu_stream().wait();
+  p->backward.execute(onednn_stream(), args);
+  onednn_stream().wait();
 }
 
 }  // namespace pneuma::cpu

@@ -7,6 +7,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "engine/cpu/onednn_context.h"
+
 namespace pneuma::cpu {
 
 using kern::Pool2d;
@@ -16,17 +18,6 @@ namespace {
 using dnnl::algorithm;
 using dnnl::memory;
 using dnnl::prop_kind;
-
-dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
-// A stream per thread: cheap on the CPU, and no stream is shared between threads.
-dnnl::stream& cpu_stream() {
-  thread_local dnnl::stream stream(cpu_engine());
-  return stream;
-}
 
 // oneDNN's output size for right padding pad_r (floor division).
 int64_t onednn_output(int64_t in, int64_t kernel, int64_t stride, int64_t dilation, int64_t pad_l, int64_t pad_r) {
@@ -84,7 +75,7 @@ std::shared_ptr<Primitives> primitives(const Problem& problem, bool with_backwar
   if (!entry) {
     entry = std::make_shared<Primitives>();
     try {
-      entry->forward_pd = dnnl::pooling_v2_forward::primitive_desc(problem.forward_desc(), cpu_engine());
+      entry->forward_pd = dnnl::pooling_v2_forward::primitive_desc(problem.forward_desc(), onednn_engine());
       entry->forward = dnnl::pooling_v2_forward(entry->forward_pd);
       entry->ok = true;
     } catch (const dnnl::error&) {
@@ -92,13 +83,12 @@ std::shared_ptr<Primitives> primitives(const Problem& problem, bool with_backwar
     }
   }
   if (with_backward && entry->ok && !entry->backward) {
-    const dnnl::pooling_v2_backward::primitive_desc pd(problem.backward_desc(), cpu_engine(), entry->forward_pd);
+    const dnnl::pooling_v2_backward::primitive_desc pd(problem.backward_desc(), onednn_engine(), entry->forward_pd);
     entry->backward = dnnl::pooling_v2_backward(pd);
   }
   return entry;
 }
 
-memory wrap(const memory::desc& md, const Tensor& t) { return memory(md, cpu_engine(), t.raw_data()); }
 
 algorithm avg_algorithm(const AvgOptions& o) {
   return o.count_include_pad ? algorithm::pooling_avg_include_padding : algorithm::pooling_avg_exclude_padding;
@@ -109,25 +99,25 @@ algorithm avg_algorithm(const AvgOptions& o) {
 Tensor max_pool2d_forward_onednn(const Tensor& x, const Pool2d& p, const Tensor& y, bool training) {
   const Problem problem(algorithm::pooling_max, training, p);
   const std::shared_ptr<Primitives> prims = primitives(problem, false);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(problem.src(), x)}, {DNNL_ARG_DST, wrap(problem.dst(), y)}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, onednn_memory(problem.src(), x)}, {DNNL_ARG_DST, onednn_memory(problem.dst(), y)}};
   Tensor workspace;
   if (training) {
     const memory::desc ws = prims->forward_pd.workspace_desc();
     workspace = Tensor::empty({static_cast<int64_t>(ws.get_size())}, DType::UInt8);
-    args.emplace(DNNL_ARG_WORKSPACE, wrap(ws, workspace));
+    args.emplace(DNNL_ARG_WORKSPACE, onednn_memory(ws, workspace));
   }
-  prims->forward.execute(cpu_stream(), args);
-  cpu_stream().wait();
+  prims->forward.execute(onednn_stream(), args);
+  onednn_stream().wait();
   return workspace;
 }
 
 void max_pool2d_backward_onednn(const Tensor& g, const Tensor& workspace, const Pool2d& p, const Tensor& dx) {
   const Problem problem(algorithm::pooling_max, true, p);
   const std::shared_ptr<Primitives> prims = primitives(problem, true);
-  prims->backward.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, wrap(problem.dst(), g)},
-                                         {DNNL_ARG_DIFF_SRC, wrap(problem.src(), dx)},
-                                         {DNNL_ARG_WORKSPACE, wrap(prims->forward_pd.workspace_desc(), workspace)}});
-  cpu_stream().wait();
+  prims->backward.execute(onednn_stream(), {{DNNL_ARG_DIFF_DST, onednn_memory(problem.dst(), g)},
+                                         {DNNL_ARG_DIFF_SRC, onednn_memory(problem.src(), dx)},
+                                         {DNNL_ARG_WORKSPACE, onednn_memory(prims->forward_pd.workspace_desc(), workspace)}});
+  onednn_stream().wait();
 }
 
 bool max_pool2d_onednn_supported(const Pool2d& p, bool training) {
@@ -148,16 +138,16 @@ void avg_pool2d_forward_onednn(const Tensor& x, const Pool2d& p, const AvgOption
   // Forward training (average pooling has no workspace) so backward can reuse the entry.
   const Problem problem(avg_algorithm(o), true, p);
   const std::shared_ptr<Primitives> prims = primitives(problem, false);
-  prims->forward.execute(cpu_stream(), {{DNNL_ARG_SRC, wrap(problem.src(), x)}, {DNNL_ARG_DST, wrap(problem.dst(), y)}});
-  cpu_stream().wait();
+  prims->forward.execute(onednn_stream(), {{DNNL_ARG_SRC, onednn_memory(problem.src(), x)}, {DNNL_ARG_DST, onednn_memory(problem.dst(), y)}});
+  onednn_stream().wait();
 }
 
 void avg_pool2d_backward_onednn(const Tensor& g, const Pool2d& p, const AvgOptions& o, const Tensor& dx) {
   const Problem problem(avg_algorithm(o), true, p);
   const std::shared_ptr<Primitives> prims = primitives(problem, true);
-  prims->backward.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, wrap(problem.dst(), g)},
-                                         {DNNL_ARG_DIFF_SRC, wrap(problem.src(), dx)}});
-  cpu_stream().wait();
+  prims->backward.execute(onednn_stream(), {{DNNL_ARG_DIFF_DST, onednn_memory(problem.dst(), g)},
+                                         {DNNL_ARG_DIFF_SRC, onednn_memory(problem.src(), dx)}});
+  onednn_stream().wait();
 }
 
 }  // namespace pneuma::cpu
