@@ -81,6 +81,7 @@ void assign_folds(Manifest& m, int64_t k, uint64_t seed) {
 
 std::vector<bool> patient_validation_split(const Manifest& m, double fraction, uint64_t seed) {
   PNEUMA_CHECK(fraction > 0 && fraction < 1, "patient_validation_split: fraction must be in (0, 1), got ", fraction);
+  PNEUMA_CHECK(m.size() > 0, "patient_validation_split: empty manifest");
   std::vector<bool> val(static_cast<size_t>(m.size()), false);
   for (const auto& stratum : strata_of(m, seed, false)) {
     int64_t size = 0;

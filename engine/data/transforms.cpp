@@ -360,9 +360,9 @@ Pipeline& Pipeline::channels(int64_t channels) {
 }
 
 Pipeline& Pipeline::normalize(Normalization normalization) {
-  PNEUMA_CHECK(normalization.mean.size() == normalization.std.size() || (!normalization.mean.empty() &&
-               (normalization.mean.size() == 1 || normalization.std.size() == 1)),
-               "Pipeline::normalize: mean has ", normalization.mean.size(), " values, std ", normalization.std.size());
+  PNEUMA_CHECK(normalization.mean.empty() == normalization.std.empty(), "Pipeline::normalize: mean has ",
+               normalization.mean.size(), " values, std ", normalization.std.size());
+  for (double s : normalization.std) PNEUMA_CHECK(s != 0, "Pipeline::normalize: std has a zero");
   normalization_ = std::move(normalization);
   return *this;
 }

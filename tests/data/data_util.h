@@ -15,7 +15,9 @@
 
 namespace pneuma::testing {
 
-inline std::string kermany_dir() { return std::string(PNEUMA_SOURCE_DIR) + "/../shared/data/kermany224"; }
+inline std::string kermany_dir() {
+  return (std::filesystem::path(PNEUMA_SOURCE_DIR) / "../shared/data/kermany224").lexically_normal().string();
+}
 inline std::string kermany_csv() { return kermany_dir() + "/train.csv"; }
 inline std::string fixture(const std::string& name) {
   return std::string(PNEUMA_SOURCE_DIR) + "/tests/data/fixtures/" + name;

@@ -77,7 +77,7 @@ TEST_SUITE("data") {
     }
   }
 
-  TEST_CASE("image: 16-bit, RGBA, gray+alpha, palette PNG, BMP and progressive JPEG fixtures (written by PIL)") {
+  TEST_CASE("image: PIL-written fixtures decode to known values (16-bit PNG / RGBA / gray+alpha / palette / BMP / progressive JPEG)") {
     const Image g16 = read_image(fixture("gray16.png"));
     REQUIRE(g16.channels == 1);
     CHECK(g16.source_bits == 16);
@@ -134,7 +134,7 @@ TEST_SUITE("data") {
     for (int64_t x = 0; x < 32; x += 5) CHECK(std::abs(prog.at(0, 10, x) * 255 - 8 * x) < 6);
   }
 
-  TEST_CASE("image: our PNG encoders round-trip (8-bit RGB, 16-bit gray, 1-bit mask) and JPEG stays close") {
+  TEST_CASE("image: our PNG encoders round-trip (8-bit RGB / 16-bit gray / 1-bit mask) and JPEG stays close") {
     TempDir dir("png");
     Image img(3, 9, 11);
     for (size_t i = 0; i < img.values.size(); ++i) img.values[i] = static_cast<float>(random::uniform(5, i));
@@ -168,7 +168,7 @@ TEST_SUITE("data") {
     CHECK(err / gray.values.size() < 0.15);  // white noise is JPEG's worst case; this only checks it is the image
   }
 
-  TEST_CASE("image: broken files fail with a message naming the file, never crash") {
+  TEST_CASE("image: broken files fail with a message naming the file and never crash") {
     PNEUMA_REQUIRE_KERMANY();
     TempDir dir("broken");
     const Manifest m = read_manifest(pneuma::testing::kermany_csv());
@@ -230,7 +230,7 @@ TEST_SUITE("data") {
     CHECK(contains(decode_error({bmp.begin(), bmp.begin() + 20}, "tiny.bmp"), "truncated BMP"));
   }
 
-  TEST_CASE("image: resize, pad, crop, channels, tensor and normalization") {
+  TEST_CASE("image: resize / pad / crop / channels / tensor / normalization") {
     Image ramp(1, 8, 16);
     for (int64_t y = 0; y < 8; ++y)
       for (int64_t x = 0; x < 16; ++x) ramp.at(0, y, x) = static_cast<float>(x) / 15.0f;

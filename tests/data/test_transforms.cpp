@@ -86,7 +86,7 @@ TEST_SUITE("data") {
     CHECK(p.str() == "RandomResizedCrop > RandomRotation > RandomTranslate > ColorJitter > GaussianNoise > GaussianBlur");
   }
 
-  TEST_CASE("transforms: random resized crop, rotation, translation, jitter, noise and blur behave") {
+  TEST_CASE("transforms: random resized crop / rotation / translation / jitter / noise / blur behave") {
     // RandomResizedCrop of a constant image is constant; of a ramp, its range shrinks with the scale.
     Image ramp(1, 100, 100);
     for (int64_t y = 0; y < 100; ++y)
@@ -144,7 +144,7 @@ TEST_SUITE("data") {
     CHECK(var_b < var / 4);
   }
 
-  TEST_CASE("transforms: standard pipelines give normalized 3-channel tensors; shrinking warps are antialiased") {
+  TEST_CASE("transforms: standard pipelines give normalized 3-channel tensors and shrinking warps are antialiased") {
     Image big(1, 448, 448);
     for (int64_t y = 0; y < 448; ++y)
       for (int64_t x = 0; x < 448; ++x) big.at(0, y, x) = ((x + y) % 2) ? 1.0f : 0.0f;  // finest checkerboard

@@ -320,7 +320,7 @@ Rendered render(const Case& c, int64_t size) {
         const float hx = (u - a.heart_x) * inv_heart_rx, hy = (v - a.heart_y) * inv_heart_ry;
         const float rh = hx * hx + hy * hy;
         if (rh < 1.0f) d += a.heart_d * std::sqrt(1.0f - rh);
-        if (rh < 1.1f) field *= smoothstep(0.85f, 1.1f, rh);
+        if (rh < 1.06f) field *= smoothstep(0.92f, 1.06f, rh);
         mask = field;
         // ribs: posterior ones arching down laterally, fainter anterior ones falling medially
         float bone = 0.0f;
