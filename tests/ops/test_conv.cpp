@@ -333,6 +333,10 @@ TEST_CASE("conv2d and conv_transpose2d errors name the op and the shapes") {
                        "conv_transpose2d: input float32[2, 3, 8, 8] on cpu has 3 channels but weight float32[4, 2, "
                        "3, 3] on cpu expects 4 (weight is [in_channels, out_channels/groups, kH, kW])",
                        Error);
+  CHECK_THROWS_WITH_AS(conv_transpose2d(x, Tensor::zeros({3, 2, 3})),
+                       "conv_transpose2d: expected a 4-d weight [in_channels, out_channels/groups, kH, kW], got "
+                       "float32[3, 2, 3] on cpu",
+                       Error);
   CHECK_THROWS_WITH_AS(conv_transpose2d(x, Tensor::zeros({3, 2, 3, 3}), Tensor(), {2, 2}, {0, 0}, {2, 0}),
                        "conv_transpose2d: output_padding (2, 0) must be non-negative and smaller than stride (2, 2) "
                        "or dilation (1, 1)",

@@ -19,7 +19,7 @@ std::string pair_str(const std::array<int64_t, 2>& v) {
 }
 
 // Checks shared by conv2d and conv_transpose2d; x is already 4-d.
-void check_common(const char* op, const Tensor& x, const Tensor& w, const Tensor& b,
+void check_common(const char* op, const char* weight_layout, const Tensor& x, const Tensor& w, const Tensor& b,
                   const std::array<int64_t, 2>& stride, const std::array<int64_t, 2>& padding,
                   const std::array<int64_t, 2>& dilation, int64_t groups) {
   ops::check_defined(op, w, "weight");
@@ -30,9 +30,7 @@ void check_common(const char* op, const Tensor& x, const Tensor& w, const Tensor
     ops::check_same_dtype(op, x, b);
     ops::check_same_device(op, x, b);
   }
-  PNEUMA_CHECK(w.dim() == 4, op, ": expected a 4-d weight ",
-               op[4] == '_' ? "[in_channels, out_channels/groups, kH, kW]" : "[out_channels, in_channels/groups, kH, kW]",
-               ", got ", w.str());
+  PNEUMA_CHECK(w.dim() == 4, op, ": expected a 4-d weight ", weight_layout, ", got ", w.str());
   PNEUMA_CHECK(groups > 0, op, ": groups must be positive, got ", groups);
   PNEUMA_CHECK(stride[0] > 0 && stride[1] > 0, op, ": stride must be positive, got ", pair_str(stride));
   PNEUMA_CHECK(padding[0] >= 0 && padding[1] >= 0, op, ": padding must be non-negative, got ", pair_str(padding));
@@ -49,7 +47,7 @@ void check_bias(const char* op, const Tensor& b, int64_t out_channels) {
 ConvGeometry conv_geometry(const Tensor& x, const Tensor& w, const Tensor& b, std::array<int64_t, 2> stride,
                            std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation, int64_t groups) {
   const char* op = "conv2d";
-  check_common(op, x, w, b, stride, padding, dilation, groups);
+  check_common(op, "[out_channels, in_channels/groups, kH, kW]", x, w, b, stride, padding, dilation, groups);
   ConvGeometry g;
   g.batch = x.size(0);
   g.in_channels = x.size(1);
@@ -84,7 +82,7 @@ ConvGeometry conv_transpose_geometry(const Tensor& x, const Tensor& w, const Ten
                                      std::array<int64_t, 2> output_padding, int64_t groups,
                                      std::array<int64_t, 2> dilation) {
   const char* op = "conv_transpose2d";
-  check_common(op, x, w, b, stride, padding, dilation, groups);
+  check_common(op, "[in_channels, out_channels/groups, kH, kW]", x, w, b, stride, padding, dilation, groups);
   for (int i = 0; i < 2; ++i)
     PNEUMA_CHECK(output_padding[i] >= 0 && (output_padding[i] < stride[i] || output_padding[i] < dilation[i]),
                  op, ": output_padding ", pair_str(output_padding), " must be non-negative and smaller than stride ",

@@ -8,6 +8,8 @@
 // state allocates nothing here, and cached plans can run on several threads at once.
 #include "engine/ops/conv/conv_onednn.h"
 
+#include <dnnl.hpp>
+
 #include <algorithm>
 #include <array>
 #include <cstdlib>
@@ -15,9 +17,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <oneapi/dnnl/dnnl.hpp>
 #include <unordered_map>
 #include <vector>
+
+#include "engine/cpu/onednn_context.h"
 
 namespace pneuma::cpu::onednn {
 
@@ -26,17 +29,6 @@ namespace {
 using dnnl::memory;
 using Tag = memory::format_tag;
 using ops::ConvGeometry;
-
-dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
-
-// Streams are not meant to be shared between threads; one per thread, made once.
-dnnl::stream& stream() {
-  thread_local dnnl::stream s(engine());
-  return s;
-}
 
 // ---- per-thread work buffers
 
@@ -91,9 +83,9 @@ struct Arg {
     if (!reordered()) return;
     // User-managed scratchpads make a cached primitive safe to run from several
     // threads at once (each brings its own workspace).
-    const dnnl::reorder::primitive_desc pd = input ? dnnl::reorder::primitive_desc(engine(), user, engine(), prim,
+    const dnnl::reorder::primitive_desc pd = input ? dnnl::reorder::primitive_desc(onednn_engine(), user, onednn_engine(), prim,
                                                                                    user_scratchpad())
-                                                   : dnnl::reorder::primitive_desc(engine(), prim, engine(), user,
+                                                   : dnnl::reorder::primitive_desc(onednn_engine(), prim, onednn_engine(), user,
                                                                                    user_scratchpad());
     reorder = dnnl::reorder(pd);
     reorder_scratchpad = pd.scratchpad_desc();
@@ -103,24 +95,24 @@ struct Arg {
   // The primitive-side memory for user data at `data`: the data itself when layouts
   // match, else a copy in the workspace slot (reordered now when `input`).
   memory bind(void* data, Slot slot, bool input) const {
-    memory user_mem(user, engine(), data);
+    memory user_mem(user, onednn_engine(), data);
     if (!reordered()) return user_mem;
-    memory prim_mem(prim, engine(), workspace().get(slot, prim.get_size()));
+    memory prim_mem(prim, onednn_engine(), workspace().get(slot, prim.get_size()));
     if (input) run(user_mem, prim_mem);
     return prim_mem;
   }
   // Copies a primitive-side result back into the user's tensor.
   void unbind(const memory& prim_mem, void* data) const {
-    if (reordered()) run(prim_mem, memory(user, engine(), data));
+    if (reordered()) run(prim_mem, memory(user, onednn_engine(), data));
   }
 
  private:
   void run(const memory& from, const memory& to) const {
     std::unordered_map<int, memory> args{{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
     if (reorder_scratchpad.get_size() > 0)
-      args.emplace(DNNL_ARG_SCRATCHPAD, memory(reorder_scratchpad, engine(),
+      args.emplace(DNNL_ARG_SCRATCHPAD, memory(reorder_scratchpad, onednn_engine(),
                                                workspace().get(kReorderScratchpad, reorder_scratchpad.get_size())));
-    reorder.execute(stream(), args);
+    reorder.execute(onednn_stream(), args);
   }
 };
 
@@ -233,7 +225,7 @@ dnnl::convolution_forward::primitive_desc forward_pd(const Descs& d, bool with_b
                               : dnnl::convolution_forward::desc(kind, d.algorithm, d.src_prim, d.weights_prim,
                                                                 d.dst_prim, d.strides, d.dilates, d.padding_l,
                                                                 d.padding_r);
-  return dnnl::convolution_forward::primitive_desc(desc, user_scratchpad(), engine());
+  return dnnl::convolution_forward::primitive_desc(desc, user_scratchpad(), onednn_engine());
 }
 
 // oneDNN's reference kernels are orders of magnitude slower than its JIT ones; a
@@ -277,7 +269,7 @@ std::shared_ptr<const BackwardDataPlan> make_backward_data(const ConvGeometry& g
   return first_variant<BackwardDataPlan>(g, Pass::BackwardData, [&](const Descs& d, bool& reference) {
     const dnnl::convolution_backward_data::desc desc(d.algorithm, d.src_prim, d.weights_prim, d.dst_prim, d.strides,
                                                      d.dilates, d.padding_l, d.padding_r);
-    const dnnl::convolution_backward_data::primitive_desc pd(desc, user_scratchpad(), engine(),
+    const dnnl::convolution_backward_data::primitive_desc pd(desc, user_scratchpad(), onednn_engine(),
                                                              forward_pd(d, false));
     reference = is_reference(pd);
     auto plan = std::make_shared<BackwardDataPlan>();
@@ -298,7 +290,7 @@ std::shared_ptr<const BackwardWeightsPlan> make_backward_weights(const ConvGeome
                                 : dnnl::convolution_backward_weights::desc(d.algorithm, d.src_prim, d.weights_prim,
                                                                            d.dst_prim, d.strides, d.dilates,
                                                                            d.padding_l, d.padding_r);
-    const dnnl::convolution_backward_weights::primitive_desc pd(desc, user_scratchpad(), engine(),
+    const dnnl::convolution_backward_weights::primitive_desc pd(desc, user_scratchpad(), onednn_engine(),
                                                                 forward_pd(d, with_bias));
     reference = is_reference(pd);
     auto plan = std::make_shared<BackwardWeightsPlan>();
@@ -361,7 +353,7 @@ PlanCache<Plan>& cache() {
 
 void add_scratchpad(std::unordered_map<int, memory>& args, const memory::desc& desc) {
   if (desc.get_size() == 0) return;
-  args.emplace(DNNL_ARG_SCRATCHPAD, memory(desc, engine(), workspace().get(kScratchpad, desc.get_size())));
+  args.emplace(DNNL_ARG_SCRATCHPAD, memory(desc, onednn_engine(), workspace().get(kScratchpad, desc.get_size())));
 }
 
 }  // namespace
@@ -374,13 +366,13 @@ bool conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Ten
   std::unordered_map<int, memory> args;
   args.emplace(DNNL_ARG_SRC, plan->src.bind(x.raw_data(), kSrc, true));
   args.emplace(DNNL_ARG_WEIGHTS, plan->weights.bind(w.raw_data(), kWeights, true));
-  if (with_bias) args.emplace(DNNL_ARG_BIAS, memory(plan->bias, engine(), b.raw_data()));
+  if (with_bias) args.emplace(DNNL_ARG_BIAS, memory(plan->bias, onednn_engine(), b.raw_data()));
   const memory dst = plan->dst.bind(y.raw_data(), kDst, false);
   args.emplace(DNNL_ARG_DST, dst);
   add_scratchpad(args, plan->scratchpad);
-  plan->prim.execute(stream(), args);
+  plan->prim.execute(onednn_stream(), args);
   plan->dst.unbind(dst, y.raw_data());
-  stream().wait();
+  onednn_stream().wait();
   return true;
 }
 
@@ -411,7 +403,7 @@ bool conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const T
     const memory diff_src = data_plan->diff_src.bind(gx.raw_data(), kDst, false);
     args.emplace(DNNL_ARG_DIFF_SRC, diff_src);
     add_scratchpad(args, data_plan->scratchpad);
-    data_plan->prim.execute(stream(), args);
+    data_plan->prim.execute(onednn_stream(), args);
     data_plan->diff_src.unbind(diff_src, gx.raw_data());
   }
   if (weights_plan) {
@@ -421,12 +413,12 @@ bool conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const T
     args.emplace(DNNL_ARG_SRC, weights_plan->src.bind(x.raw_data(), kSrc, true));
     const memory diff_weights = weights_plan->diff_weights.bind(gw.raw_data(), kWeights, false);
     args.emplace(DNNL_ARG_DIFF_WEIGHTS, diff_weights);
-    if (with_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(weights_plan->diff_bias, engine(), gb.raw_data()));
+    if (with_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(weights_plan->diff_bias, onednn_engine(), gb.raw_data()));
     add_scratchpad(args, weights_plan->scratchpad);
-    weights_plan->prim.execute(stream(), args);
+    weights_plan->prim.execute(onednn_stream(), args);
     weights_plan->diff_weights.unbind(diff_weights, gw.raw_data());
   }
-  stream().wait();
+  onednn_stream().wait();
   return true;
 }
 
