@@ -53,9 +53,17 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
   std::shared_ptr<TensorImpl> leaf = leaf_.lock();
   if (!leaf) return {};
   Tensor current(leaf->grad);
-  // Out of place, so gradients that alias each other (add returns one tensor for
-  // both inputs) never corrupt a .grad through a later accumulation.
-  leaf->grad = (current.defined() ? add(current, grad_output) : grad_output.contiguous().clone()).impl_ptr();
+  if (current.defined()) {
+    // Out of place, so gradients that alias each other (add returns one tensor for
+    // both inputs) never corrupt a .grad through a later accumulation.
+    leaf->grad = add(current, grad_output).impl_ptr();
+    return {};
+  }
+  // A gradient nothing else references is kept as it is; anything that may be shared
+  // (a view, or storage another tensor holds) is copied.
+  const bool sole_owner = grad_output.impl_ptr().use_count() == 1 && grad_output.storage().use_count() == 1 &&
+                          grad_output.is_contiguous() && grad_output.offset() == 0;
+  leaf->grad = (sole_owner ? grad_output : grad_output.clone()).impl_ptr();
   return {};
 }
 
