@@ -53,6 +53,17 @@ void Module::train(bool on) {
   for (auto& [name, child] : children_) child->train(on);
 }
 
+std::vector<std::pair<std::string, Module*>> Module::named_modules() {
+  std::vector<std::pair<std::string, Module*>> out;
+  collect_modules("", out);
+  return out;
+}
+
+void Module::collect_modules(const std::string& prefix, std::vector<std::pair<std::string, Module*>>& out) {
+  out.emplace_back(prefix, this);
+  for (auto& [name, child] : children_) child->collect_modules(prefix.empty() ? name : prefix + "." + name, out);
+}
+
 void Module::zero_grad() {
   for (const Tensor& p : parameters()) p.set_grad(Tensor());
 }

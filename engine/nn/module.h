@@ -29,6 +29,9 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
   void zero_grad();
+  // This module (named "") and every descendant, depth-first in registration order, as
+  // torch's named_modules(): for per-layer settings such as keeping frozen BN in eval.
+  std::vector<std::pair<std::string, Module*>> named_modules();
 
  protected:
   Tensor register_parameter(const std::string& name, Tensor value);
@@ -41,6 +44,7 @@ class Module {
 
  private:
   void collect(const std::string& prefix, bool parameters, bool buffers, NamedTensors& out) const;
+  void collect_modules(const std::string& prefix, std::vector<std::pair<std::string, Module*>>& out);
 
   NamedTensors parameters_;
   NamedTensors buffers_;
