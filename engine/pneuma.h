@@ -34,3 +34,5 @@
 #include "engine/io/safetensors.h"
 #include "engine/io/checkpoint.h"
 #include "engine/nn/convert.h"
+#include "engine/ops/loss/loss.h"
+#include "engine/ops/loss/registry.h"

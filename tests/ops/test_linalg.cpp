@@ -4,6 +4,7 @@
 
 #include "engine/cpu/fast_path.h"
 #include "engine/ops/linalg/linalg_cpu.h"
+#include "engine/ops/reduce/reduce.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/parity.h"
 
@@ -123,6 +124,28 @@ TEST_SUITE("fastpath") {
       cpu::gemm_blas(a, b, fast, /*accumulate=*/true);
       cpu::gemm_reference(a, b, ref, /*accumulate=*/true);
       check_close(fast, ref, 1e-5, 1e-5);
+    }
+  }
+}
+
+TEST_CASE("matmul backward when only one operand requires grad") {
+  // Each operand's gradient needs only the other one saved; the other's shape must still be known.
+  for (const bool left : {true, false}) {
+    for (const auto& [sa, sb] : {std::pair<Shape, Shape>{{3, 4}, {4, 2}}, {{2, 3, 4}, {4, 5}}, {{4}, {2, 4, 3}}}) {
+      Tensor a = Tensor::randn(sa, 1, DType::Float64), b = Tensor::randn(sb, 2, DType::Float64);
+      (left ? a : b).set_requires_grad(true);
+      sum(matmul(a, b)).backward();
+      Tensor a_ref = a.detach().clone(), b_ref = b.detach().clone();
+      a_ref.set_requires_grad(true);
+      b_ref.set_requires_grad(true);
+      sum(matmul(a_ref, b_ref)).backward();
+      if (left) {
+        CHECK(!b.grad().defined());
+        check_close(a.grad(), a_ref.grad(), 0, 0);
+      } else {
+        CHECK(!a.grad().defined());
+        check_close(b.grad(), b_ref.grad(), 0, 0);
+      }
     }
   }
 }

@@ -40,8 +40,9 @@ Tensor mm_nd(const Tensor& a, const Tensor& b) {
 
 class MatmulBackward final : public autograd::Node {
  public:
-  MatmulBackward(Tensor a2, Tensor b2, Shape out2_shape)
-      : a2_(std::move(a2)), b2_(std::move(b2)), out2_shape_(std::move(out2_shape)) {}
+  // a2 is saved only when b needs a gradient and b2 only when a does, so b2's shape is kept apart.
+  MatmulBackward(Tensor a2, Tensor b2, Shape b2_shape, Shape out2_shape)
+      : a2_(std::move(a2)), b2_(std::move(b2)), b2_shape_(std::move(b2_shape)), out2_shape_(std::move(out2_shape)) {}
   const char* name() const override { return "matmul"; }
   std::vector<Tensor> apply(const Tensor& g) override {
     const Tensor g2 = g.reshape(out2_shape_);
@@ -51,8 +52,8 @@ class MatmulBackward final : public autograd::Node {
       ga = sum_to(full, a_shape()).reshape(input_shapes[0]);
     }
     if (next[1]) {  // dB = A^T @ dC
-      if (b2_.dim() == 2 && g2.dim() > 2) gb = mm_nd(transposed(fold_rows(a2_)), fold_rows(g2));
-      else gb = sum_to(mm_nd(transposed(a2_), g2), b2_.shape());
+      if (b2_shape_.size() == 2 && g2.dim() > 2) gb = mm_nd(transposed(fold_rows(a2_)), fold_rows(g2));
+      else gb = sum_to(mm_nd(transposed(a2_), g2), b2_shape_);
       gb = gb.reshape(input_shapes[1]);
     }
     return {ga, gb};
@@ -70,7 +71,7 @@ class MatmulBackward final : public autograd::Node {
     return s;
   }
   Tensor a2_, b2_;  // the operands promoted to >= 2-d (a2_ only kept for dB, b2_ for dA)
-  Shape out2_shape_;
+  Shape b2_shape_, out2_shape_;
 };
 
 void check_batch_dims(const Tensor& a, const Tensor& a2, const Tensor& b, const Tensor& b2) {
@@ -144,7 +145,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   }
   if (autograd::needs_grad({&a, &b})) {
     auto node = std::make_shared<MatmulBackward>(b.requires_grad() ? autograd::save(a2) : Tensor(),
-                                                 a.requires_grad() ? autograd::save(b2) : Tensor(), out2.shape());
+                                                 a.requires_grad() ? autograd::save(b2) : Tensor(), b2.shape(),
+                                                 out2.shape());
     autograd::record(node, {a, b}, out);
   }
   return out;

@@ -1,0 +1,136 @@
+// The contrastive family (NT-Xent, multi-positive contrastive, SupCon): one autograd node over the
+// embeddings that computes S = Z Z^T, the fused masked row softmax and loss, and in the backward
+// the symmetric gradient of S and one GEMM. The three losses differ only in which anchors are
+// positives of each other (a group id per row), in whether the embeddings are normalized first,
+// and in how the anchors' losses are averaged.
+#include <cmath>
+
+#include "engine/autograd/node.h"
+#include "engine/ops/checks.h"
+#include "engine/ops/index/index.h"
+#include "engine/ops/loss/loss.h"
+#include "engine/ops/loss/loss_checks.h"
+#include "engine/ops/loss/loss_cpu.h"
+#include "engine/ops/normalize/normalize.h"
+
+namespace pneuma {
+
+namespace {
+
+using cpu::ContrastiveConfig;
+
+class ContrastiveBackward final : public autograd::Node {
+ public:
+  ContrastiveBackward(const char* op, ContrastiveConfig config, Tensor z, Tensor probabilities, Tensor groups,
+                      Tensor positives, Tensor totals)
+      : op_(op), config_(config), z_(std::move(z)), probabilities_(std::move(probabilities)),
+        groups_(std::move(groups)), positives_(std::move(positives)), totals_(std::move(totals)) {}
+  const char* name() const override { return op_; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    ops::require_cpu(name(), {&g});
+    Tensor dz = Tensor::empty(z_.shape(), z_.dtype());
+    cpu::contrastive_embeddings_backward(config_, z_, probabilities_, groups_, positives_, totals_, g, dz);
+    return {dz};
+  }
+  void release_saved() override { z_ = probabilities_ = groups_ = positives_ = totals_ = Tensor(); }
+
+ private:
+  const char* op_;
+  ContrastiveConfig config_;
+  Tensor z_, probabilities_, groups_, positives_, totals_;
+};
+
+// z: [M, d] embeddings as the loss sees them (already normalized where the loss normalizes).
+Tensor contrastive(const char* op, const Tensor& z, const Tensor& groups, ContrastiveConfig config) {
+  const int64_t m = z.size(0);
+  const Tensor zd = z.detach().contiguous();
+  const Tensor gd = groups.contiguous();
+  Tensor out = Tensor::empty({}, z.dtype());
+  // S = Z Z^T, overwritten by the forward with the row softmax: the one N x N buffer, kept for
+  // the backward.
+  Tensor probabilities = Tensor::empty({m, m}, z.dtype());
+  Tensor lse = Tensor::empty({m}, z.dtype());
+  Tensor positives = Tensor::empty({m}, z.dtype());
+  Tensor totals = Tensor::empty({2}, z.dtype());
+  cpu::contrastive_embeddings_forward(config, zd, gd, out, probabilities, lse, positives, totals);
+  if (autograd::needs_grad({&z}))
+    autograd::record(std::make_shared<ContrastiveBackward>(op, config, autograd::save(zd), probabilities, gd, positives,
+                                                           totals),
+                     {z}, out);
+  return out;
+}
+
+void check_embeddings(const char* op, const Tensor& z, const char* what) {
+  ops::check_loss_input(op, z, what);
+  PNEUMA_CHECK(z.dim() == 2, op, ": expected ", what, " of shape [batch, dim], got ", z.str());
+  PNEUMA_CHECK(z.size(0) > 0 && z.size(1) > 0, op, ": ", what, " ", z.str(), " is empty");
+}
+
+}  // namespace
+
+Tensor nt_xent_loss(const Tensor& z, double temperature) {
+  const char* op = "nt_xent_loss";
+  check_embeddings(op, z, "z");
+  ops::check_temperature(op, temperature, "temperature");
+  PNEUMA_CHECK(z.size(0) % 2 == 0, op, ": z must stack two views of the same batch ([2N, d]), got an odd batch ",
+               z.str());
+  const int64_t n = z.size(0) / 2;
+  std::vector<int64_t> groups(static_cast<size_t>(2 * n));
+  for (int64_t i = 0; i < 2 * n; ++i) groups[static_cast<size_t>(i)] = i % n;
+  ContrastiveConfig c;
+  c.mean = cpu::ContrastiveMean::MeanOverAnchors;
+  c.inv_tau = 1.0 / temperature;
+  return contrastive(op, normalize(z, 2.0, 1, 1e-12), Tensor::from_indices(groups, {2 * n}), c);
+}
+
+Tensor nt_xent_loss(const Tensor& z1, const Tensor& z2, double temperature) {
+  const char* op = "nt_xent_loss";
+  check_embeddings(op, z1, "z1");
+  check_embeddings(op, z2, "z2");
+  ops::check_same_dtype(op, z1, z2);
+  PNEUMA_CHECK(z1.shape() == z2.shape(), op, ": the two views must have the same shape, got ", z1.str(), " and ",
+               z2.str());
+  return nt_xent_loss(cat({z1, z2}, 0), temperature);
+}
+
+Tensor multi_pos_con_loss(const Tensor& features, const Tensor& labels, double temperature) {
+  const char* op = "multi_pos_con_loss";
+  check_embeddings(op, features, "features");
+  ops::check_labels(op, labels, features.size(0), features, "labels");
+  ops::check_temperature(op, temperature, "temperature");
+  ContrastiveConfig c;
+  c.mean = cpu::ContrastiveMean::MeanOverAnchors;
+  c.inv_tau = 1.0 / temperature;
+  return contrastive(op, normalize(features, 2.0, 1, 1e-12), labels, c);
+}
+
+Tensor supcon_loss(const Tensor& features, const Tensor& labels, double temperature, double base_temperature) {
+  const char* op = "supcon_loss";
+  ops::check_loss_input(op, features, "features");
+  PNEUMA_CHECK(features.dim() >= 2, op, ": features must be [bsz, n_views, ...] (or [N, d]), got ", features.str());
+  ops::check_temperature(op, temperature, "temperature");
+  ops::check_temperature(op, base_temperature, "base_temperature");
+  const int64_t bsz = features.size(0);
+  const int64_t views = features.dim() == 2 ? 1 : features.size(1);
+  const int64_t dim = bsz * views == 0 ? 0 : features.numel() / (bsz * views);
+  PNEUMA_CHECK(bsz > 0 && views > 0 && dim > 0, op, ": features ", features.str(), " is empty");
+  std::vector<int64_t> sample_labels;
+  if (labels.defined()) {
+    ops::check_labels(op, labels, bsz, features, "labels");
+    sample_labels = labels.contiguous().to_indices();
+  } else {
+    for (int64_t b = 0; b < bsz; ++b) sample_labels.push_back(b);
+  }
+  // Row b * views + v of the flattened features is view v of sample b. The reference orders the
+  // anchors view-major instead; the loss is a mean over anchors, so the order does not matter.
+  std::vector<int64_t> groups(static_cast<size_t>(bsz * views));
+  for (int64_t b = 0; b < bsz; ++b)
+    for (int64_t v = 0; v < views; ++v) groups[static_cast<size_t>(b * views + v)] = sample_labels[static_cast<size_t>(b)];
+  ContrastiveConfig c;
+  c.mean = cpu::ContrastiveMean::MeanOverAnchorsWithPositives;
+  c.inv_tau = 1.0 / temperature;
+  c.scale = temperature / base_temperature;
+  return contrastive(op, features.reshape({bsz * views, dim}), Tensor::from_indices(groups, {bsz * views}), c);
+}
+
+}  // namespace pneuma
