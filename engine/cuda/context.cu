@@ -6,6 +6,7 @@
 #include "engine/cuda/check.h"
 #include "engine/cuda/context.h"
 #include "engine/cuda/device_memory.h"
+#include "engine/cuda/pinned_memory.h"
 
 namespace pneuma::cuda {
 
@@ -86,6 +87,7 @@ void DeviceContext::set_tf32(bool enabled) {
 }
 
 void shutdown() {
+  release_pinned_memory();  // its fences are events on the contexts' streams
   std::lock_guard<std::mutex> lock(g_contexts_mutex);
   g_shut_down = true;
   for (auto& context : contexts()) context.reset();

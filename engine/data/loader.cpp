@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "engine/core/error.h"
+#include "engine/data/device_batch.h"
 #include "engine/data/rng.h"
 
 namespace pneuma::data {
@@ -37,6 +38,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, std::shared_ptr<c
   PNEUMA_CHECK(options_.workers >= 0 && options_.workers <= 256, "DataLoader: workers must be in [0, 256], got ",
                options_.workers);
   PNEUMA_CHECK(options_.prefetch >= 0, "DataLoader: prefetch must be >= 0, got ", options_.prefetch);
+  PNEUMA_CHECK(!options_.pin_memory || pinned_memory_available(),
+               "DataLoader: pin_memory needs a CUDA device (none here); leave it off on the CPU");
 }
 
 DataLoader::~DataLoader() { stop(); }
@@ -53,6 +56,10 @@ Batch DataLoader::build(int64_t epoch, int64_t index, const std::vector<int64_t>
   Batch batch;
   batch.epoch = epoch;
   batch.index = index;
+  batch.pinned = options_.pin_memory;
+  const auto batch_tensor = [&](const Shape& shape, DType dtype) {
+    return batch.pinned ? pinned_empty(shape, dtype) : Tensor::empty(shape, dtype);
+  };
   std::vector<int64_t> labels, domains;
   for (int64_t pos = begin; pos < end; ++pos) {
     const int64_t i = order[pos];
@@ -64,7 +71,7 @@ Batch DataLoader::build(int64_t epoch, int64_t index, const std::vector<int64_t>
       for (const Tensor& v : ex.views) {
         Shape shape = v.shape();
         shape.insert(shape.begin(), end - begin);
-        batch.views.push_back(Tensor::empty(shape, v.dtype()));
+        batch.views.push_back(batch_tensor(shape, v.dtype()));
       }
     }
     PNEUMA_CHECK(ex.views.size() == batch.views.size(), "DataLoader: sample ", i, " has ", ex.views.size(),
@@ -82,8 +89,10 @@ Batch DataLoader::build(int64_t epoch, int64_t index, const std::vector<int64_t>
     domains.push_back(ex.domain);
   }
   const int64_t n = end - begin;
-  batch.labels = Tensor::from_indices(labels, {n});
-  batch.domains = Tensor::from_indices(domains, {n});
+  batch.labels = batch_tensor({n}, DType::Int64);
+  batch.domains = batch_tensor({n}, DType::Int64);
+  std::copy(labels.begin(), labels.end(), batch.labels.data<int64_t>());
+  std::copy(domains.begin(), domains.end(), batch.domains.data<int64_t>());
   return batch;
 }
 

@@ -22,6 +22,7 @@ struct Batch {
   Tensor labels;                 // int64 [B]
   Tensor domains;                // int64 [B]
   std::vector<int64_t> indices;  // dataset indices of the samples
+  bool pinned = false;           // views, labels and domains are in pinned host memory
   const Tensor& images() const { return views.at(0); }
   int64_t size() const { return static_cast<int64_t>(indices.size()); }
 };
@@ -32,6 +33,9 @@ struct LoaderOptions {
   int64_t prefetch = 0;   // batches claimed or ready ahead of the consumer; 0: 2 x workers
   bool drop_last = false;
   uint64_t seed = 0;
+  // Workers write batches into pinned host memory for data::to_device's asynchronous upload
+  // (engine/data/device_batch.h); needs a CUDA device.
+  bool pin_memory = false;
 };
 
 class DataLoader {
