@@ -271,7 +271,8 @@ Manifest read_manifest(const std::string& csv_path, bool skip_bad) {
 }
 
 void write_manifest(const Manifest& m, const std::string& csv_path) {
-  const fs::path folder = fs::path(csv_path).parent_path();
+  fs::path folder = fs::path(csv_path).parent_path();
+  if (folder.empty()) folder = ".";  // a bare file name lives in the working directory
   std::ostringstream out;
   out << "path,label";
   if (m.has_domain) out << ",domain";

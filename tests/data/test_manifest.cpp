@@ -129,6 +129,29 @@ TEST_SUITE("data") {
     CHECK(back.domain_ids() == std::vector<int64_t>{0, 1});
   }
 
+  TEST_CASE("manifest: a bare file name is written to and read from the working directory") {
+    TempDir dir("bare");
+    write_text(dir / "a.png", "");
+    Manifest m;
+    Record r;
+    r.path = "a.png";
+    r.file = dir / "a.png";
+    m.records.push_back(r);
+    const fs::path before = fs::current_path();
+    fs::current_path(dir.str());
+    std::string error;
+    try {
+      write_manifest(m, "bare.csv");
+      const Manifest back = read_manifest("bare.csv");
+      CHECK(back.size() == 1);
+      CHECK(back.records[0].path == "a.png");
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    fs::current_path(before);
+    CHECK(error == "");
+  }
+
   TEST_CASE("manifest: the scan lists every missing / empty / truncated / undecodable file by line") {
     PNEUMA_REQUIRE_KERMANY();
     TempDir dir("scan");
