@@ -20,6 +20,14 @@
 //   PNEUMA_LAUNCH(kernel, grid, block, smem_bytes, stream, args...)
 //   pneuma::kern::Stream, dim3, uint3, and the warp/block reductions at the end of this file.
 //
+// Kernels (__global__ functions) and their host-side launchers go inside
+// `inline namespace PNEUMA_KERNEL_ABI { ... }` (within pneuma::kern or wherever they live). One
+// binary can hold both builds of a kernel header: the library's .cu files compile it with nvcc
+// and the emulated tests with the host compiler. The two builds define the same names with
+// different bodies (a real launch vs an emulated one); the inline namespace gives them different
+// symbols, so the linker cannot merge them. Plain types and PNEUMA_HD math stay outside it:
+// host code shares them with the .cu files.
+//
 // Rules the emulator enforces (they are CUDA's rules; the GPU just does not always tell you):
 // every thread of a block reaches the same __syncthreads(), every live lane named in a warp
 // collective's mask calls it, and shuffles read only lanes that took part.
@@ -37,6 +45,7 @@
 
 #define PNEUMA_HD __host__ __device__
 #define PNEUMA_DEVICE __device__ __forceinline__
+#define PNEUMA_KERNEL_ABI gpu_build
 
 namespace pneuma::kern {
 
@@ -111,6 +120,7 @@ PNEUMA_DEVICE float fast_log(float x) { return __logf(x); }
 
 #define PNEUMA_HD __host__ __device__
 #define PNEUMA_DEVICE __device__ __forceinline__
+#define PNEUMA_KERNEL_ABI emulated_build
 
 // The built-in variables are per emulated thread, so they are calls, not variables.
 #define threadIdx (::pneuma::emu::thread_idx())

@@ -2,6 +2,7 @@
 #include <vector>
 
 #include "engine/autograd/node.h"
+#include "engine/core/profiler.h"
 #include "engine/ops/elementwise/elementwise.h"
 
 namespace pneuma::autograd {
@@ -109,6 +110,7 @@ void backward(const Tensor& root, const Tensor& grad_output, bool retain_graph) 
       PNEUMA_CHECK(!node->released, "backward: trying to backward through ", node->name(),
                    " a second time, but its saved tensors were already freed; call "
                    "backward(grad, /*retain_graph=*/true) the first time");
+      profiler::Scope profile_scope(nullptr, node->name(), profiler::Phase::Backward);
       input_grads = node->apply(grad);
       if (!retain_graph && dynamic_cast<AccumulateGrad*>(node.get()) == nullptr) {
         node->release_saved();

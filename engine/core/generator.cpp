@@ -18,4 +18,11 @@ void manual_seed(uint64_t seed) {
 
 uint64_t next_seed() { return random::bits(g_seed.load(), g_counter.fetch_add(1)); }
 
+GeneratorState generator_state() { return {g_seed.load(), g_counter.load()}; }
+
+void set_generator_state(const GeneratorState& state) {
+  g_seed = state.seed;
+  g_counter = state.counter;
+}
+
 }  // namespace pneuma

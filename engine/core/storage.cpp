@@ -1,10 +1,10 @@
 #include "engine/core/storage.h"
 
-#include <cstdlib>
+#include <algorithm>
 #include <cstring>
-#include <new>
 
 #include "engine/core/error.h"
+#include "engine/cpu/host_allocator.h"
 
 #ifdef PNEUMA_WITH_CUDA
 #include "engine/cuda/device_memory.h"
@@ -13,23 +13,25 @@
 namespace pneuma {
 
 namespace {
-constexpr size_t kCpuAlignment = 64;  // cache line, and what oneDNN prefers
-
-void free_cpu(void* data, Device) { std::free(data); }
+// A deleter gets no size, so each of host_allocate's two kinds of block has its own.
+void free_cpu(void* data, Device) { cpu::host_free(data, 0); }
+void free_cpu_cached(void* data, Device) { cpu::host_free(data, cpu::kHostCacheMinBytes); }
 }  // namespace
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device, bool zero_fill) {
   if (device.is_cpu()) {
-    const size_t rounded = (std::max<size_t>(nbytes, 1) + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
-    void* data = std::aligned_alloc(kCpuAlignment, rounded);
-    if (data == nullptr) throw std::bad_alloc();
+    const size_t rounded =
+        (std::max<size_t>(nbytes, 1) + cpu::kHostAlignment - 1) / cpu::kHostAlignment * cpu::kHostAlignment;
+    void* data = cpu::host_allocate(nbytes);
     if (zero_fill) std::memset(data, 0, rounded);
 #ifdef PNEUMA_POISON_EMPTY
     // Sanitizer builds fill unspecified memory with NaN bytes, so code that reads an
-    // empty() tensor before writing it fails the tests instead of passing by luck.
+    // empty() tensor before writing it fails the tests instead of passing by luck; this
+    // covers blocks the CPU cache hands out again.
     else std::memset(data, 0xff, rounded);
 #endif
-    return std::make_shared<Storage>(data, nbytes, device, &free_cpu);
+    return std::make_shared<Storage>(data, nbytes, device,
+                                     cpu::host_cached_size(nbytes) ? &free_cpu_cached : &free_cpu);
   }
 #ifdef PNEUMA_WITH_CUDA
   void* data = cuda::device_malloc(nbytes, device.index);

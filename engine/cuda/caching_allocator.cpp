@@ -21,8 +21,14 @@ size_t CachingAllocator::size_class(size_t nbytes) {
   return (rounded + kGranularity - 1) / kGranularity * kGranularity;
 }
 
-CachingAllocator::CachingAllocator(RawAllocate raw_allocate, RawFree raw_free)
-    : raw_allocate_(std::move(raw_allocate)), raw_free_(std::move(raw_free)) {}
+size_t CachingAllocator::block_size(size_t nbytes) const {
+  if (policy_.granularity == 0) return size_class(nbytes);
+  const size_t n = std::max<size_t>(nbytes, 1);
+  return (n + policy_.granularity - 1) / policy_.granularity * policy_.granularity;
+}
+
+CachingAllocator::CachingAllocator(RawAllocate raw_allocate, RawFree raw_free, CachePolicy policy)
+    : raw_allocate_(std::move(raw_allocate)), raw_free_(std::move(raw_free)), policy_(policy) {}
 
 CachingAllocator::~CachingAllocator() {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -32,12 +38,14 @@ CachingAllocator::~CachingAllocator() {
 }
 
 void* CachingAllocator::allocate(size_t nbytes) {
-  const size_t size = size_class(nbytes);
+  const size_t size = block_size(nbytes);
   std::lock_guard<std::mutex> lock(mutex_);
   void* block = nullptr;
   auto it = free_lists_.find(size);
   if (it != free_lists_.end() && !it->second.empty()) {
-    block = it->second.back();
+    // The most recently freed block of the size: its pages are the likeliest to be warm.
+    block = it->second.back()->second;
+    cached_.erase(it->second.back());
     it->second.pop_back();
     ++stats_.cache_hits;
   } else {
@@ -63,9 +71,17 @@ void CachingAllocator::deallocate(void* block) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = live_.find(block);
   PNEUMA_CHECK(it != live_.end(), "caching allocator: free of a block it did not allocate");
-  stats_.allocated -= it->second;
-  free_lists_[it->second].push_back(block);
+  const size_t size = it->second;
+  stats_.allocated -= size;
   live_.erase(it);
+  if (size > policy_.max_cached_bytes) {  // a block the cache may never hold
+    raw_free_(block);
+    ++stats_.device_frees;
+    stats_.reserved -= size;
+    return;
+  }
+  free_lists_[size].push_back(cached_.emplace(cached_.end(), size, block));
+  while (stats_.reserved - stats_.allocated > policy_.max_cached_bytes) release_oldest_locked();
 }
 
 void CachingAllocator::empty_cache() {
@@ -74,14 +90,24 @@ void CachingAllocator::empty_cache() {
 }
 
 void CachingAllocator::release_cached_locked() {
-  for (auto& [size, blocks] : free_lists_) {
-    for (void* block : blocks) {
-      raw_free_(block);
-      ++stats_.device_frees;
-      stats_.reserved -= size;
-    }
-    blocks.clear();
+  for (const auto& [size, block] : cached_) {
+    raw_free_(block);
+    ++stats_.device_frees;
+    stats_.reserved -= size;
   }
+  cached_.clear();
+  free_lists_.clear();
+}
+
+void CachingAllocator::release_oldest_locked() {
+  const auto [size, block] = cached_.front();
+  std::vector<CachedBlocks::iterator>& blocks = free_lists_.at(size);
+  blocks.erase(std::find(blocks.begin(), blocks.end(), cached_.begin()));
+  if (blocks.empty()) free_lists_.erase(size);
+  cached_.pop_front();
+  raw_free_(block);
+  ++stats_.device_frees;
+  stats_.reserved -= size;
 }
 
 AllocatorStats CachingAllocator::stats() const {

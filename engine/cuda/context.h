@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "engine/cuda/caching_allocator.h"
+#include "engine/cuda/conv_plan.h"
 
 namespace pneuma::cuda {
 
@@ -22,6 +23,8 @@ class DeviceContext {
   cudnnHandle_t cudnn() const { return cudnn_; }
   cublasHandle_t cublas() const { return cublas_; }
   CachingAllocator& allocator() { return *allocator_; }
+  // cuDNN convolution algorithms chosen on this device, one search per problem.
+  ConvAlgorithmCache& conv_algorithms() { return conv_algorithms_; }
   // Scratch memory for cuDNN/cuBLAS, grown on demand and kept.
   void* workspace(size_t nbytes);
   // TF32 tensor-core math for float32 GEMMs and convolutions; off by default, as the
@@ -41,6 +44,7 @@ class DeviceContext {
   cudnnHandle_t cudnn_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::unique_ptr<CachingAllocator> allocator_;
+  ConvAlgorithmCache conv_algorithms_;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
   bool tf32_ = false;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "engine/core/tensor.h"
+#include "engine/nn/module.h"
 
 namespace pneuma::optim {
 
@@ -16,6 +17,13 @@ class Optimizer {
   double lr() const { return lr_; }
   void set_lr(double lr) { lr_ = lr; }
   const std::vector<Tensor>& parameters() const { return parameters_; }
+
+  // The optimizer's per-parameter state, to save and resume a run exactly: names carry
+  // the parameter's index in parameters() ("momentum_buffer.3", "exp_avg.0", ...), and
+  // tensors are copies. load_state_tensors takes what state_tensors returned (buffers not
+  // yet created are absent) and throws on an unknown name, index or shape.
+  virtual nn::NamedTensors state_tensors() const { return {}; }
+  virtual void load_state_tensors(const nn::NamedTensors& state);
 
  protected:
   std::vector<Tensor> parameters_;
@@ -34,6 +42,8 @@ class SGD final : public Optimizer {
  public:
   SGD(std::vector<Tensor> parameters, SgdOptions options);
   void step() override;
+  nn::NamedTensors state_tensors() const override;
+  void load_state_tensors(const nn::NamedTensors& state) override;
 
  private:
   SgdOptions options_;
@@ -53,6 +63,9 @@ class Adam final : public Optimizer {
  public:
   Adam(std::vector<Tensor> parameters, AdamOptions options);
   void step() override;
+  // exp_avg.<i>, exp_avg_sq.<i> and "step" (int64 [1], the step count).
+  nn::NamedTensors state_tensors() const override;
+  void load_state_tensors(const nn::NamedTensors& state) override;
 
  private:
   AdamOptions options_;

@@ -1,8 +1,10 @@
-// Row-wise softmax and log_softmax forward over a contiguous [rows, cols] matrix.
+// Softmax and log_softmax, forward and backward, along one dim of a contiguous tensor seen as
+// [outer, n, inner] (the softmax dim in the middle); a plain [rows, cols] matrix is inner = 1.
 //
-// One block per row: each thread walks the row with a block-sized stride, the row maximum and
-// the sum of shifted exponentials come from the block reductions, and every element is written
-// once. Subtracting the row maximum keeps exp() from overflowing for large logits.
+// One block per row (a row: the n elements of one (outer, inner) position, inner apart): each
+// thread walks the row with a block-sized stride, the row maximum and the sums come from the block
+// reductions, and every element is written once. Subtracting the row maximum keeps exp() from
+// overflowing for large logits. Row sums accumulate in double, as the CPU loops do.
 //
 // Per-element math is PNEUMA_HD so that the CPU reference loops compute exactly the same
 // expressions as the kernel.
@@ -40,40 +42,87 @@ PNEUMA_HD inline T log_softmax_value(T x, T row_max, T log_shifted_exp_sum) {
     return x - row_max - log_shifted_exp_sum;
 }
 
-// ---- Kernel ----
+// One element of the softmax backward: the row sum's term (g * y for softmax, g for log_softmax)
+// and the gradient given the row's sum of those terms.
+template <class T>
+PNEUMA_HD inline double softmax_backward_term(T y, T g, bool log) {
+    return log ? static_cast<double>(g) : static_cast<double>(g) * y;
+}
+
+template <class T>
+PNEUMA_HD inline T softmax_backward_value(T y, T g, double row_sum, bool log) {
+    return log ? static_cast<T>(g - exp_of(y) * row_sum) : static_cast<T>(y * (g - row_sum));
+}
+
+inline namespace PNEUMA_KERNEL_ABI {
+
+// ---- Kernels ----
+
+// The softmax of one row of `cols` (> 0) elements spaced `stride` apart, by the whole block: every
+// thread of the block must call it (the block reductions hold barriers). x and y may be the same
+// buffer: each element is read for the last time by the thread that then overwrites it.
+template <class T>
+PNEUMA_DEVICE void softmax_row(const T* x_row, T* y_row, std::int64_t cols, std::int64_t stride, bool log) {
+    // Any element of the row is a valid start for a maximum, also for threads with no column.
+    T local_max = x_row[0];
+    for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) local_max = MaxOp{}(local_max, x_row[c * stride]);
+    const T row_max = block_reduce_max(local_max);
+
+    double local_sum = 0;
+    for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+        local_sum += softmax_shifted_exp(x_row[c * stride], row_max);
+    }
+    const T row_sum = static_cast<T>(block_reduce_sum(local_sum));
+
+    if (log) {
+        const T log_row_sum = log_of(row_sum);
+        for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+            y_row[c * stride] = log_softmax_value(x_row[c * stride], row_max, log_row_sum);
+        }
+    } else {
+        for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+            y_row[c * stride] = softmax_value(x_row[c * stride], row_max, row_sum);
+        }
+    }
+}
+
+template <class T>
+PNEUMA_DEVICE void softmax_backward_row(const T* y_row, const T* g_row, T* dx_row, std::int64_t cols,
+                                        std::int64_t stride, bool log) {
+    double local_sum = 0;
+    for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+        local_sum += softmax_backward_term(y_row[c * stride], g_row[c * stride], log);
+    }
+    const double row_sum = block_reduce_sum(local_sum);
+    for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+        dx_row[c * stride] = softmax_backward_value(y_row[c * stride], g_row[c * stride], row_sum, log);
+    }
+}
 
 // Grid-stride over rows (gridDim.x may be smaller than rows), block-stride over columns. The row
 // loop is uniform across a block, so the barriers inside the reductions are reached by all.
-// x and y may be the same buffer: each element is read for the last time by the thread that
-// then overwrites it.
 template <class T>
 __global__ void softmax_rows_kernel(const T* x, T* y, std::int64_t rows, std::int64_t cols, bool log) {
-    const std::int64_t col_stride = blockDim.x;
     for (std::int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-        const T* x_row = x + row * cols;
-        T* y_row = y + row * cols;
+        softmax_row(x + row * cols, y + row * cols, cols, 1, log);
+    }
+}
 
-        // Any element of the row is a valid start for a maximum, also for threads with no column.
-        T local_max = x_row[0];
-        for (std::int64_t c = threadIdx.x; c < cols; c += col_stride) local_max = MaxOp{}(local_max, x_row[c]);
-        const T row_max = block_reduce_max(local_max);
+// [outer, n, inner]: row r is (r / inner, r % inner), its elements inner apart.
+template <class T>
+__global__ void softmax_kernel(const T* x, T* y, std::int64_t outer, std::int64_t n, std::int64_t inner, bool log) {
+    for (std::int64_t row = blockIdx.x; row < outer * inner; row += gridDim.x) {
+        const std::int64_t base = (row / inner) * n * inner + row % inner;
+        softmax_row(x + base, y + base, n, inner, log);
+    }
+}
 
-        T local_sum = 0;
-        for (std::int64_t c = threadIdx.x; c < cols; c += col_stride) {
-            local_sum += softmax_shifted_exp(x_row[c], row_max);
-        }
-        const T row_sum = block_reduce_sum(local_sum);
-
-        if (log) {
-            const T log_row_sum = log_of(row_sum);
-            for (std::int64_t c = threadIdx.x; c < cols; c += col_stride) {
-                y_row[c] = log_softmax_value(x_row[c], row_max, log_row_sum);
-            }
-        } else {
-            for (std::int64_t c = threadIdx.x; c < cols; c += col_stride) {
-                y_row[c] = softmax_value(x_row[c], row_max, row_sum);
-            }
-        }
+template <class T>
+__global__ void softmax_backward_kernel(const T* y, const T* g, T* dx, std::int64_t outer, std::int64_t n,
+                                        std::int64_t inner, bool log) {
+    for (std::int64_t row = blockIdx.x; row < outer * inner; row += gridDim.x) {
+        const std::int64_t base = (row / inner) * n * inner + row % inner;
+        softmax_backward_row(y + base, g + base, dx + base, n, inner, log);
     }
 }
 
@@ -102,5 +151,39 @@ void launch_softmax_rows(const T* x, T* y, std::int64_t rows, std::int64_t cols,
     const dim3 block(softmax_block_threads(cols));
     PNEUMA_LAUNCH(softmax_rows_kernel<T>, grid, block, 0, stream, x, y, rows, cols, log);
 }
+
+inline void check_softmax_shape(const char* launcher, std::int64_t outer, std::int64_t n, std::int64_t inner) {
+    if (outer < 0 || n < 0 || inner < 0) {
+        throw std::invalid_argument(std::string(launcher) + ": negative shape [" + std::to_string(outer) + ", " +
+                                    std::to_string(n) + ", " + std::to_string(inner) + "]");
+    }
+}
+
+inline unsigned softmax_grid(std::int64_t rows) {
+    return static_cast<unsigned>(rows < kMaxGridBlocksX ? rows : kMaxGridBlocksX);
+}
+
+// y = softmax (or log_softmax) of x along the middle dim of contiguous [outer, n, inner] buffers.
+template <class T>
+void launch_softmax(const T* x, T* y, std::int64_t outer, std::int64_t n, std::int64_t inner, bool log,
+                    Stream stream) {
+    check_softmax_shape("launch_softmax", outer, n, inner);
+    if (outer == 0 || n == 0 || inner == 0) return;
+    auto kernel = &softmax_kernel<T>;
+    PNEUMA_LAUNCH(kernel, softmax_grid(outer * inner), softmax_block_threads(n), 0, stream, x, y, outer, n, inner, log);
+}
+
+// dx from the forward's output y and the output gradient g, same layout as launch_softmax.
+template <class T>
+void launch_softmax_backward(const T* y, const T* g, T* dx, std::int64_t outer, std::int64_t n, std::int64_t inner,
+                             bool log, Stream stream) {
+    check_softmax_shape("launch_softmax_backward", outer, n, inner);
+    if (outer == 0 || n == 0 || inner == 0) return;
+    auto kernel = &softmax_backward_kernel<T>;
+    PNEUMA_LAUNCH(kernel, softmax_grid(outer * inner), softmax_block_threads(n), 0, stream, y, g, dx, outer, n, inner,
+                  log);
+}
+
+}  // inline namespace PNEUMA_KERNEL_ABI
 
 }  // namespace pneuma::kern

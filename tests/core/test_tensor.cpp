@@ -74,7 +74,7 @@ TEST_SUITE("gradcheck") {
   }
 }
 
-TEST_CASE("autograd accumulates, frees saved tensors, and refuses a second backward") {
+TEST_CASE("autograd accumulates - frees saved tensors - and refuses a second backward") {
   Tensor x = random_input({3}, 7);
   Tensor y = sum(mul(x, x));
   y.backward(Tensor(), /*retain_graph=*/true);
@@ -100,7 +100,7 @@ TEST_CASE("autograd accumulates, frees saved tensors, and refuses a second backw
   CHECK_THROWS_AS(sum(Tensor::ones({2})).backward(), Error);
 }
 
-TEST_CASE("CUDA tensors without a CUDA build or device are an error, not a fallback") {
+TEST_CASE("CUDA tensors without a CUDA build or device are an error - not a fallback") {
   // Only the allocation path is checked here; CUDA ops are tested under the cuda label.
   if (Device::parse("cuda:0").is_cuda()) {
 #ifndef PNEUMA_WITH_CUDA

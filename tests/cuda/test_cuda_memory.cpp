@@ -19,6 +19,7 @@ TEST_SUITE("cuda") {
   TEST_CASE("ops without a CUDA implementation refuse CUDA tensors by name") {
     PNEUMA_REQUIRE_GPU();
     const Tensor x = Tensor::ones({4}, DType::Float32, Device::cuda());
-    CHECK_THROWS_WITH_AS(relu(x), doctest::Contains("relu: no CUDA implementation"), Error);
+    const Tensor index = Tensor::from_indices({0, 2}, {2}).to(Device::cuda());
+    CHECK_THROWS_WITH_AS(gather(x, 0, index), doctest::Contains("gather: no CUDA implementation"), Error);
   }
 }

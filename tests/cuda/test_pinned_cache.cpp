@@ -78,7 +78,7 @@ TEST_SUITE("allocator") {
     CHECK(device.raw_frees == 2);
   }
 
-  TEST_CASE("pinned host cache: foreign pointers are errors, null is ignored") {
+  TEST_CASE("pinned host cache: foreign pointers are errors - null is ignored") {
     FakeDevice device;
     auto cache = device.make_cache();
     int other = 0;

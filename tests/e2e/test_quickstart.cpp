@@ -7,7 +7,7 @@
 
 // Runs the README's main job at a small size and reads its JSON lines.
 TEST_SUITE("e2e") {
-  TEST_CASE("quickstart: a small conv net on generated images, the loss falls") {
+  TEST_CASE("quickstart: a small conv net on generated images - the loss falls") {
     const std::string command = std::string(PNEUMA_BINARY_DIR) +
                                 "/bin/pneuma-quickstart --images 128 --size 24 --epochs 4 --batch 16 --seed 3";
     FILE* pipe = popen(command.c_str(), "r");

@@ -67,7 +67,7 @@ class Net : public nn::Module {
 
 }  // namespace
 
-TEST_CASE("safetensors round trip: every dtype, metadata, 0-d, empty and strided tensors") {
+TEST_CASE("safetensors round trip: every dtype - metadata - 0-d - empty and strided tensors") {
   const nn::NamedTensors tensors = sample_tensors();
   const io::Metadata metadata{{"model", "resnet18"}, {"img_size", "224"}};
   const std::vector<uint8_t> bytes = io::serialize_safetensors(tensors, metadata);
@@ -100,7 +100,7 @@ TEST_CASE("safetensors round trip: every dtype, metadata, 0-d, empty and strided
   CHECK(header.metadata.at("model") == "resnet18");
 }
 
-TEST_CASE("safetensors save is atomic: temp file renamed, no leftovers, old file kept on failure") {
+TEST_CASE("safetensors save is atomic: temp file renamed - no leftovers - old file kept on failure") {
   TempDir dir("atomic");
   const std::string path = dir / "ckpt.safetensors";
   io::save_safetensors(path, {{"a", Tensor::ones({2})}});
@@ -192,7 +192,7 @@ TEST_CASE("safetensors parser rejects malformed files with a reason") {
   CHECK_THROWS_WITH_AS(io::read_safetensors_header(dir / "short.safetensors"), doctest::Contains("run past"), Error);
 }
 
-TEST_CASE("safetensors fuzz: mutated files parse or throw pneuma::Error, never crash") {
+TEST_CASE("safetensors fuzz: mutated files parse or throw pneuma::Error - never crash") {
   const std::vector<uint8_t> valid = io::serialize_safetensors(sample_tensors(), {{"model", "x"}});
   std::mt19937_64 rng(20240601);
   int refused = 0, accepted = 0;
@@ -222,7 +222,7 @@ TEST_CASE("safetensors fuzz: mutated files parse or throw pneuma::Error, never c
   CHECK(refused > 10000);
 }
 
-TEST_CASE("load_state_dict: strict, non-strict, mismatched shapes, dtype conversion") {
+TEST_CASE("load_state_dict: strict - non-strict - mismatched shapes - dtype conversion") {
   Net source, target;
   {
     NoGradGuard no_grad;

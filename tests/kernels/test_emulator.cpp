@@ -382,7 +382,7 @@ TEST_CASE("emulator: index broadcast and up-shuffle inclusive scan") {
     }
 }
 
-TEST_CASE("emulator: shuffles past the warp's end read NaN, past the width their own value") {
+TEST_CASE("emulator: shuffles past the warp's end read NaN - past the width their own value") {
     std::vector<float> past_end(8, 0.0f);
     std::vector<float> within_width(8, 0.0f);
     PNEUMA_LAUNCH(shuffle_edges, 1, 8, 0, nullptr, past_end.data(), within_width.data());
@@ -397,7 +397,7 @@ TEST_CASE("emulator: shuffles past the warp's end read NaN, past the width their
     }
 }
 
-TEST_CASE("emulator: ballot, any and all") {
+TEST_CASE("emulator: ballot - any and all") {
     const unsigned threads = 40;
     std::vector<unsigned> ballots(threads, 0);
     std::vector<int> any_results(threads, -1);

@@ -98,7 +98,7 @@ TEST_CASE_TEMPLATE("softmax kernel: launcher matches a double-precision loop", T
     }
 }
 
-TEST_CASE_TEMPLATE("softmax kernel: any block size, fewer blocks than rows", T, float, double) {
+TEST_CASE_TEMPLATE("softmax kernel: any block size - fewer blocks than rows", T, float, double) {
     const std::int64_t rows = 7;
     const std::int64_t cols = 1000;
     const std::vector<T> x = make_logits<T>(rows, cols);

@@ -193,18 +193,18 @@ class Heads : public nn::Module {
 
 TEST_SUITE("parity") {
   TEST_CASE("parity model resnet18") { classifier_parity("resnet18"); }
-  TEST_CASE("parity model unet (transposed conv, base 32)") {
+  TEST_CASE("parity model unet (transposed conv - base 32)") {
     models::UNetOptions o;
     o.base_width = 32;
     unet_parity("unet", o);
   }
-  TEST_CASE("parity model unet (bilinear, base 16, odd size)") {
+  TEST_CASE("parity model unet (bilinear - base 16 - odd size)") {
     models::UNetOptions o;
     o.base_width = 16;
     o.bilinear = true;
     unet_parity("unet_bilinear_odd", o);
   }
-  TEST_CASE("parity model heads (projection with BN, sigmoid MLP)") {
+  TEST_CASE("parity model heads (projection with BN - sigmoid MLP)") {
     Heads heads;
     run_parity(
         "heads", heads,

@@ -63,7 +63,7 @@ TEST_CASE("model state_dict keys follow torchvision") {
   }
 }
 
-TEST_CASE("model forward shapes: classifiers, backbones, U-Net at odd sizes, three-branch") {
+TEST_CASE("model forward shapes: classifiers - backbones - U-Net at odd sizes - three-branch") {
   NoGradGuard no_grad;
   const Tensor x = Tensor::randn({2, 3, 40, 40}, 1);
   for (const char* name : {"simplecnn", "resnet18", "resnet50", "densenet121"}) {
@@ -101,7 +101,7 @@ TEST_CASE("model forward shapes: classifiers, backbones, U-Net at odd sizes, thr
   CHECK(models::forward_any(tb, x).to_vector() == tb.common->forward(x).logits.to_vector());
 }
 
-TEST_CASE("heads: projection widths, BN and bias, MLP classifier layout") {
+TEST_CASE("heads: projection widths - BN and bias - MLP classifier layout") {
   models::ProjectionHeadOptions p;
   p.widths = {2048, 4096, 4096, 256};
   models::ProjectionHead head(p);
@@ -125,7 +125,7 @@ TEST_CASE("heads: projection widths, BN and bias, MLP classifier layout") {
   CHECK_THROWS_AS(models::ProjectionHead(models::ProjectionHeadOptions{{8}, true}), Error);
 }
 
-TEST_CASE("resnet init: kaiming fan_out convs, BN 1/0, zero-init residual") {
+TEST_CASE("resnet init: kaiming fan_out convs - BN 1/0 - zero-init residual") {
   manual_seed(7);
   models::ResNetOptions o;
   o.zero_init_residual = true;
@@ -154,7 +154,7 @@ TEST_CASE("registry: unknown names and bad class counts are errors") {
   CHECK(models::create_model("unet-bilinear", 1)->state_dict().size() > 0);
 }
 
-TEST_CASE("freezing by prefix: no gradients, frozen BN stays in eval") {
+TEST_CASE("freezing by prefix: no gradients - frozen BN stays in eval") {
   models::ResNetOptions options;
   options.num_classes = 1;
   const auto m = models::resnet18(options);

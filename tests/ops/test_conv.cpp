@@ -280,7 +280,7 @@ TEST_CASE("conv2d and conv_transpose2d output shapes follow PyTorch") {
   CHECK(conv2d(Tensor::zeros({0, 3, 8, 8}), Tensor::zeros({4, 3, 3, 3})).shape() == Shape{0, 4, 6, 6});
 }
 
-TEST_CASE("conv2d values on a hand-computed example, float32 and float64") {
+TEST_CASE("conv2d values on a hand-computed example - float32 and float64") {
   for (DType dtype : {DType::Float32, DType::Float64}) {
     // 1x1x3x3 input 1..9, 2x2 kernel of ones, bias 0.5 -> window sums + 0.5
     const Tensor x = Tensor::from_vector({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 3, 3}, dtype);

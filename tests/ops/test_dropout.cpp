@@ -28,7 +28,7 @@ TEST_SUITE("gradcheck") {
   }
 }
 
-TEST_CASE("dropout: mask from the counter-based RNG, inverted scaling") {
+TEST_CASE("dropout: mask from the counter-based RNG - inverted scaling") {
   const double p = 0.3;
   const uint64_t seed = 1234;
   for (DType dtype : {DType::Float32, DType::Float64}) {
@@ -51,7 +51,7 @@ TEST_CASE("dropout: mask from the counter-based RNG, inverted scaling") {
   for (size_t i = 0; i < gx.size(); ++i) CHECK(gx[i] == (yv[i] == 0 ? 0.0 : gs[i] * 2.0));
 }
 
-TEST_CASE("dropout: identity, zeros and errors") {
+TEST_CASE("dropout: identity - zeros and errors") {
   const Tensor x = Tensor::randn({4, 4}, 1);
   CHECK(dropout(x, 0.0, true, 1).same(x));
   CHECK(dropout(x, 0.7, false, 1).same(x));

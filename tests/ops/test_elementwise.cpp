@@ -57,7 +57,7 @@ TEST_SUITE("gradcheck") {
   }
 }
 
-TEST_CASE("elementwise values match closed forms, float32 and float64") {
+TEST_CASE("elementwise values match closed forms - float32 and float64") {
   for (DType dtype : {DType::Float32, DType::Float64}) {
     const Tensor a = Tensor::from_vector({-2, -0.5, 0, 1.5}, {4}, dtype);
     CHECK(relu(a).to_vector() == std::vector<double>{0, 0, 0, 1.5});

@@ -84,7 +84,7 @@ TEST_CASE("index ops: values") {
   CHECK(flatten(Tensor::zeros({2, 3, 4}), 0, 1).shape() == Shape{6, 4});
 }
 
-TEST_CASE("index ops: errors name the op, the index value and the dim size") {
+TEST_CASE("index ops: errors name the op - the index value and the dim size") {
   const Tensor x = Tensor::zeros({2, 3});
   CHECK_THROWS_WITH_AS(index_select(x, 1, Tensor::from_indices({0, 5}, {2})),
                        "index_select: index 5 is out of bounds for dim 1 with size 3", Error);

@@ -117,7 +117,7 @@ TEST_SUITE("fastpath") {
     check_fast_path([](const auto& x) { return linear(x[0].transpose(0, 1), x[1], x[2]); },
                     {random_input({6, 9}, 6), random_input({4, 6}, 7), random_input({4}, 8)});
   }
-  TEST_CASE("fastpath matmul: BLAS gemm against the loops directly, float32 and float64") {
+  TEST_CASE("fastpath matmul: BLAS gemm against the loops directly - float32 and float64") {
     for (DType dtype : {DType::Float32, DType::Float64}) {
       const Tensor a = Tensor::randn({3, 4, 6}, 1, dtype), b = Tensor::randn({6, 5}, 2, dtype);
       Tensor fast = Tensor::full({3, 4, 5}, 0.5, dtype), ref = Tensor::full({3, 4, 5}, 0.5, dtype);
@@ -150,7 +150,7 @@ TEST_CASE("matmul backward when only one operand requires grad") {
   }
 }
 
-TEST_CASE("matmul values, shapes and zero-size operands") {
+TEST_CASE("matmul values - shapes and zero-size operands") {
   const Tensor a = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
   const Tensor b = Tensor::from_vector({1, 0, 0, 1, 1, 1}, {3, 2});
   CHECK(matmul(a, b).to_vector() == std::vector<double>{4, 5, 10, 11});

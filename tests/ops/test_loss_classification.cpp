@@ -172,7 +172,7 @@ TEST_CASE("classification loss errors name the loss and the value") {
                        "cross_entropy: reduction must be 'none', 'mean' or 'sum', got 'avg'", Error);
 }
 
-TEST_CASE("cross_entropy with every target ignored is NaN, as in torch") {
+TEST_CASE("cross_entropy with every target ignored is NaN - as in torch") {
   const Tensor x = random_input({3, 4}, 30, -1, 1, false);
   CHECK(std::isnan(cross_entropy(x, Tensor::from_indices({-100, -100, -100}, {3})).item()));
   CHECK(cross_entropy(x, Tensor::from_indices({-100, -100, -100}, {3}), Tensor(), -100, Reduction::Sum).item() == 0.0);

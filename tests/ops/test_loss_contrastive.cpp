@@ -63,7 +63,7 @@ TEST_SUITE("gradcheck") {
   }
 }
 
-TEST_CASE("contrastive losses: anchors without positives contribute zero, never NaN") {
+TEST_CASE("contrastive losses: anchors without positives contribute zero - never NaN") {
   for (DType dtype : {DType::Float64, DType::Float32}) {
     CAPTURE(dtype_name(dtype));
     Tensor z = random_input({5, 4}, 10).to(dtype).detach();

@@ -72,7 +72,7 @@ TEST_SUITE("gradcheck") {
   }
 }
 
-TEST_CASE("three-branch losses: agreeing paths give zero similarity loss; absent classes are skipped") {
+TEST_CASE("three-branch losses: agreeing paths give zero similarity loss - absent classes are skipped") {
   const Tensor z = random_input({6, 5}, 20, -1, 1, false);
   const Tensor y = labels_of({0, 1, 0, 1, 1, 0});
   // Identical paths: every cos is 1.
@@ -101,7 +101,7 @@ TEST_CASE("three-branch losses: agreeing paths give zero similarity loss; absent
   for (double g : zc.grad().to_vector()) CHECK(g == 0.0);
 }
 
-TEST_CASE("dice: perfect prediction gives zero loss; smooth keeps empty masks finite") {
+TEST_CASE("dice: perfect prediction gives zero loss - smooth keeps empty masks finite") {
   const Tensor logits = Tensor::from_vector({60, -60, 60, -60}, {1, 4}, DType::Float64);
   const Tensor target = Tensor::from_vector({1, 0, 1, 0}, {1, 4}, DType::Float64);
   CHECK(dice_loss(logits, target).item() == doctest::Approx(0.0).epsilon(1e-12));
@@ -129,7 +129,7 @@ TEST_CASE("embedding loss errors name the loss and the value") {
                        "dice_loss: expected input [N, ...] with at least 2 dims, got float32[4] on cpu", Error);
 }
 
-TEST_CASE("loss registry: every loss by name, options checked") {
+TEST_CASE("loss registry: every loss by name - options checked") {
   CHECK(loss_registry().size() == 12);
   const Tensor x = random_input({4, 3}, 30, -2, 2, false);
   const Tensor t = random_input({4, 3}, 31, 0, 1, false);

@@ -37,7 +37,7 @@ TEST_SUITE("gradcheck") {
   }
 }
 
-TEST_CASE("max/min values, indices and tie rules") {
+TEST_CASE("max/min values - indices and tie rules") {
   for (DType dtype : {DType::Float32, DType::Float64}) {
     const Tensor x = Tensor::from_vector({1, 3, 3, 2, 5, 5, 1, 0}, {2, 4}, dtype);
     CHECK(max(x).item() == 5);
@@ -59,7 +59,7 @@ TEST_CASE("max/min values, indices and tie rules") {
   CHECK(i.to_indices() == std::vector<int64_t>{0});
 }
 
-TEST_CASE("max/min gradients: full and amax reductions split ties evenly, the dim form picks the index") {
+TEST_CASE("max/min gradients: full and amax reductions split ties evenly - the dim form picks the index") {
   Tensor x = Tensor::from_vector({1, 3, 3, 2, 5, 5, 1, 5}, {2, 4}, DType::Float64);
   x.set_requires_grad(true);
   max(x).backward();

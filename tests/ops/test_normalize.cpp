@@ -35,7 +35,7 @@ TEST_SUITE("gradcheck") {
   }
 }
 
-TEST_CASE("normalize values, zero rows and errors") {
+TEST_CASE("normalize values - zero rows and errors") {
   for (DType dtype : {DType::Float32, DType::Float64}) {
     const Tensor x = Tensor::from_vector({3, 4, 0, 0}, {2, 2}, dtype);
     const std::vector<double> y = normalize(x).to_vector();

@@ -3,14 +3,33 @@
 #include <sstream>
 
 #include "engine/autograd/node.h"
+#include "engine/core/profiler.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/conv/conv_cpu.h"
+#include "engine/ops/conv/conv_cuda.h"
 
 namespace pneuma {
 
 using ops::ConvGeometry;
 
 namespace {
+
+// The convolution kernels of one device: the CPU's (oneDNN / reference loops) or cuDNN's, with
+// the same signatures.
+struct ConvKernels {
+  decltype(&cpu::conv2d_forward) forward;
+  decltype(&cpu::conv2d_backward) backward;
+  decltype(&cpu::add_channel_bias) add_channel_bias;
+  decltype(&cpu::channel_sum) channel_sum;
+};
+
+const ConvKernels& kernels_for(const Tensor& t) {
+  static const ConvKernels cpu_kernels{&cpu::conv2d_forward, &cpu::conv2d_backward, &cpu::add_channel_bias,
+                                       &cpu::channel_sum};
+  static const ConvKernels cuda_kernels{&cuda::conv2d_forward, &cuda::conv2d_backward, &cuda::add_channel_bias,
+                                        &cuda::channel_sum};
+  return t.device().is_cuda() ? cuda_kernels : cpu_kernels;
+}
 
 std::string pair_str(const std::array<int64_t, 2>& v) {
   std::ostringstream out;
@@ -36,7 +55,6 @@ void check_common(const char* op, const char* weight_layout, const Tensor& x, co
   PNEUMA_CHECK(padding[0] >= 0 && padding[1] >= 0, op, ": padding must be non-negative, got ", pair_str(padding));
   PNEUMA_CHECK(dilation[0] > 0 && dilation[1] > 0, op, ": dilation must be positive, got ", pair_str(dilation));
   PNEUMA_CHECK(w.size(2) > 0 && w.size(3) > 0, op, ": weight ", w.str(), " has an empty kernel");
-  ops::require_cpu(op, {&x, &w, &b});
 }
 
 void check_bias(const char* op, const Tensor& b, int64_t out_channels) {
@@ -125,12 +143,11 @@ class Conv2dBackward final : public autograd::Node {
       : g_(g), x_(std::move(x)), w_(std::move(w)), need_x_(need_x), need_w_(need_w), need_b_(need_b) {}
   const char* name() const override { return "conv2d"; }
   std::vector<Tensor> apply(const Tensor& grad) override {
-    ops::require_cpu(name(), {&grad});
     const Tensor gy = grad.contiguous();
     Tensor gx = need_x_ ? empty_like_shape(gy, input_shape(g_)) : Tensor();
     Tensor gw = need_w_ ? empty_like_shape(gy, input_shapes[1]) : Tensor();
     Tensor gb = need_b_ ? empty_like_shape(gy, {g_.out_channels}) : Tensor();
-    cpu::conv2d_backward(x_, w_, gy, gx, gw, gb, g_);
+    kernels_for(gy).backward(x_, w_, gy, gx, gw, gb, g_);
     return {gx, gw, gb};
   }
   void release_saved() override {
@@ -150,22 +167,21 @@ class ConvTranspose2dBackward final : public autograd::Node {
       : g_(g), x_(std::move(x)), w_(std::move(w)), need_x_(need_x), need_w_(need_w), need_b_(need_b) {}
   const char* name() const override { return "conv_transpose2d"; }
   std::vector<Tensor> apply(const Tensor& grad) override {
-    ops::require_cpu(name(), {&grad});
     // grad has the conv geometry's input shape; the transposed conv's input x is
     // that conv's output, so the roles of forward and backward swap.
     const Tensor gy = grad.contiguous();
     Tensor gx, gw, gb;
     if (need_x_) {
       gx = empty_like_shape(gy, output_shape(g_));
-      cpu::conv2d_forward(gy, w_, Tensor(), gx, g_);
+      kernels_for(gy).forward(gy, w_, Tensor(), gx, g_);
     }
     if (need_w_) {
       gw = empty_like_shape(gy, input_shapes[1]);
-      cpu::conv2d_backward(gy, Tensor(), x_, Tensor(), gw, Tensor(), g_);
+      kernels_for(gy).backward(gy, Tensor(), x_, Tensor(), gw, Tensor(), g_);
     }
     if (need_b_) {
       gb = empty_like_shape(gy, {g_.in_channels});
-      cpu::channel_sum(gy, gb);
+      kernels_for(gy).channel_sum(gy, gb);
     }
     return {gx, gw, gb};
   }
@@ -192,11 +208,12 @@ Tensor batched(const char* op, const Tensor& input) {
 
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, std::array<int64_t, 2> stride,
               std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation, int64_t groups) {
+  profiler::Scope profile_scope("conv", "conv2d");
   const Tensor x4 = batched("conv2d", input);
   const ConvGeometry g = conv_geometry(x4, weight, bias, stride, padding, dilation, groups);
   const Tensor x = x4.contiguous(), w = weight.contiguous(), b = bias.defined() ? bias.contiguous() : bias;
   Tensor y = empty_like_shape(x, output_shape(g));
-  cpu::conv2d_forward(x, w, b, y, g);
+  kernels_for(x).forward(x, w, b, y, g);
   if (autograd::needs_grad({&x, &w, &b})) {
     const bool need_x = x.requires_grad(), need_w = w.requires_grad(), need_b = b.defined() && b.requires_grad();
     auto node = std::make_shared<Conv2dBackward>(g, need_w ? autograd::save(x) : Tensor(),
@@ -209,13 +226,14 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, std
 Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias, std::array<int64_t, 2> stride,
                         std::array<int64_t, 2> padding, std::array<int64_t, 2> output_padding, int64_t groups,
                         std::array<int64_t, 2> dilation) {
+  profiler::Scope profile_scope("conv", "conv_transpose2d");
   const Tensor x4 = batched("conv_transpose2d", input);
   const ConvGeometry g =
       conv_transpose_geometry(x4, weight, bias, stride, padding, output_padding, groups, dilation);
   const Tensor x = x4.contiguous(), w = weight.contiguous(), b = bias.defined() ? bias.contiguous() : bias;
   Tensor y = empty_like_shape(x, input_shape(g));
-  cpu::conv2d_backward(Tensor(), w, x, y, Tensor(), Tensor(), g);
-  if (b.defined()) cpu::add_channel_bias(y, b);
+  kernels_for(x).backward(Tensor(), w, x, y, Tensor(), Tensor(), g);
+  if (b.defined()) kernels_for(x).add_channel_bias(y, b);
   if (autograd::needs_grad({&x, &w, &b})) {
     const bool need_x = x.requires_grad(), need_w = w.requires_grad(), need_b = b.defined() && b.requires_grad();
     auto node = std::make_shared<ConvTranspose2dBackward>(g, need_w ? autograd::save(x) : Tensor(),

@@ -1,8 +1,10 @@
 #include "engine/ops/elementwise/elementwise.h"
 
 #include "engine/autograd/node.h"
+#include "engine/core/profiler.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/elementwise/elementwise_cpu.h"
+#include "engine/ops/elementwise/elementwise_cuda.h"
 #include "engine/ops/index/index.h"
 #include "engine/ops/reduce/reduce.h"
 
@@ -49,8 +51,8 @@ class UnaryBackward final : public autograd::Node {
   const char* name() const override { return unary_name(op_); }
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor dx = Tensor::empty(g.shape(), g.dtype(), g.device());
-    ops::require_cpu(name(), {&g});
-    cpu::unary_backward(op_, x_, y_, g, dx, params_);
+    if (g.device().is_cuda()) cuda::unary_backward(op_, x_, y_, g, dx, params_);
+    else cpu::unary_backward(op_, x_, y_, g, dx, params_);
     return {dx};
   }
   void release_saved() override {
@@ -66,11 +68,12 @@ class UnaryBackward final : public autograd::Node {
 
 Tensor unary(UnaryOp op, const Tensor& x, kern::UnaryParams params = {}) {
   const char* name = unary_name(op);
+  profiler::Scope profile_scope("elementwise", name);
   ops::check_defined(name, x);
   ops::check_floating(name, x);
-  ops::require_cpu(name, {&x});
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  cpu::unary_forward(op, x, y, params);
+  if (x.device().is_cuda()) cuda::unary_forward(op, x, y, params);
+  else cpu::unary_forward(op, x, y, params);
   if (autograd::needs_grad({&x})) {
     auto node = std::make_shared<UnaryBackward>(op, params, needs_input(op) ? autograd::save(x) : Tensor(),
                                                 needs_output(op) ? autograd::save(y) : Tensor());
@@ -149,16 +152,17 @@ class BinaryBackward final : public autograd::Node {
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
+  profiler::Scope profile_scope("elementwise", name);
   ops::check_defined(name, a);
   ops::check_defined(name, b);
   ops::check_same_device(name, a, b);
   ops::check_same_dtype(name, a, b);
   ops::check_floating(name, a);
-  ops::require_cpu(name, {&a, &b});
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   const bool comparison = op >= BinaryOp::Gt;
   Tensor out = Tensor::empty(shape, comparison ? DType::Bool : a.dtype(), a.device());
-  cpu::binary_forward(op, a, b, out);
+  if (a.device().is_cuda()) cuda::binary_forward(op, a, b, out);
+  else cpu::binary_forward(op, a, b, out);
   if (!comparison && autograd::needs_grad({&a, &b})) {
     const bool need_a = a.requires_grad(), need_b = b.requires_grad();
     const bool saves_operands = op == BinaryOp::Mul || op == BinaryOp::Div || op == BinaryOp::Pow;

@@ -7,32 +7,10 @@ namespace pneuma::cpu {
 
 using kern::BinaryOp;
 using kern::UnaryOp;
+using kern::with_binary_op;
+using kern::with_unary_op;
 
 namespace {
-
-template <class Fn>
-void with_unary_op(UnaryOp op, Fn&& fn) {
-  switch (op) {
-#define PNEUMA_CASE(name) \
-  case UnaryOp::name: return fn.template operator()<UnaryOp::name>();
-    PNEUMA_CASE(Neg) PNEUMA_CASE(Exp) PNEUMA_CASE(Log) PNEUMA_CASE(Sqrt) PNEUMA_CASE(Abs)
-    PNEUMA_CASE(Relu) PNEUMA_CASE(Sigmoid) PNEUMA_CASE(Tanh) PNEUMA_CASE(LeakyRelu)
-    PNEUMA_CASE(Softplus) PNEUMA_CASE(Clamp) PNEUMA_CASE(AddScalar) PNEUMA_CASE(MulScalar)
-    PNEUMA_CASE(PowScalar)
-#undef PNEUMA_CASE
-  }
-}
-
-template <class Fn>
-void with_binary_op(BinaryOp op, Fn&& fn) {
-  switch (op) {
-#define PNEUMA_CASE(name) \
-  case BinaryOp::name: return fn.template operator()<BinaryOp::name>();
-    PNEUMA_CASE(Add) PNEUMA_CASE(Sub) PNEUMA_CASE(Mul) PNEUMA_CASE(Div) PNEUMA_CASE(Pow)
-    PNEUMA_CASE(Gt) PNEUMA_CASE(Lt) PNEUMA_CASE(Ge) PNEUMA_CASE(Le) PNEUMA_CASE(Eq)
-#undef PNEUMA_CASE
-  }
-}
 
 // Contiguous operands of the same shape are read as flat arrays; anything else goes
 // through the strided iterator.

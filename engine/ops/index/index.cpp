@@ -1,10 +1,12 @@
 #include "engine/ops/index/index.h"
 
 #include "engine/autograd/node.h"
+#include "engine/core/profiler.h"
 #include "engine/cpu/copy.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/elementwise/elementwise.h"
 #include "engine/ops/index/index_cpu.h"
+#include "engine/ops/index/index_cuda.h"
 
 namespace pneuma {
 
@@ -166,6 +168,7 @@ class MaskedFillBackward final : public autograd::Node {
 }  // namespace
 
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
+  profiler::Scope profile_scope("index", "cat");
   PNEUMA_CHECK(!tensors.empty(), "cat: expected a non-empty list of tensors");
   const Tensor* ref = nullptr;
   std::vector<bool> skipped(tensors.size());
@@ -192,12 +195,12 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
       PNEUMA_CHECK(k == d || t.shape()[k] == ref->shape()[k], "cat: sizes of tensors must match except in dim ", d,
                    ": expected size ", ref->shape()[k], " but got size ", t.shape()[k], " at dim ", k, " for tensor ",
                    i, " ", t.str());
-    ops::require_cpu("cat", {&t});
     shape[d] += t.shape()[d];
     parts.push_back(t);
   }
   Tensor out = Tensor::empty(shape, ref->dtype(), ref->device());
-  cpu::cat(parts, d, out);
+  if (out.device().is_cuda()) cuda::cat(parts, d, out);
+  else cpu::cat(parts, d, out);
   if (autograd::needs_grad(tensors)) autograd::record(std::make_shared<CatBackward>(d, skipped), tensors, out);
   return out;
 }
@@ -218,6 +221,7 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   const char* op = "index_select";
+  profiler::Scope profile_scope("index", op);
   ops::check_defined(op, x);
   check_index_tensor(op, x, index);
   PNEUMA_CHECK(index.dim() <= 1, op, ": index must be 0-d or 1-d, got ", index.str());
@@ -235,6 +239,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   const char* op = "gather";
+  profiler::Scope profile_scope("index", op);
   ops::check_defined(op, x);
   check_index_tensor(op, x, index);
   ops::require_cpu(op, {&x, &index});
@@ -249,6 +254,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
 
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
   const char* op = "scatter_add";
+  profiler::Scope profile_scope("index", op);
   ops::check_defined(op, x);
   ops::check_defined(op, src, "src");
   check_index_tensor(op, x, index);
@@ -268,16 +274,17 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
 
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   const char* op = "where";
+  profiler::Scope profile_scope("index", op);
   check_bool(op, condition, "condition");
   ops::check_defined(op, a);
   ops::check_defined(op, b);
   ops::check_same_device(op, condition, a);
   ops::check_same_device(op, a, b);
   ops::check_same_dtype(op, a, b);
-  ops::require_cpu(op, {&condition, &a, &b});
   const Shape shape = broadcast_shapes(broadcast_shapes(condition.shape(), a.shape(), op), b.shape(), op);
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
-  cpu::where(condition, a, b, out);
+  if (out.device().is_cuda()) cuda::where(condition, a, b, out);
+  else cpu::where(condition, a, b, out);
   if (autograd::needs_grad({&a, &b}))
     autograd::record(std::make_shared<WhereBackward>(autograd::save(condition)), {condition, a, b}, out);
   return out;
@@ -285,13 +292,14 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
 
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   const char* op = "masked_fill";
+  profiler::Scope profile_scope("index", op);
   ops::check_defined(op, x);
   check_bool(op, mask, "mask");
   ops::check_same_device(op, x, mask);
-  ops::require_cpu(op, {&x, &mask});
   const Shape shape = broadcast_shapes(x.shape(), mask.shape(), op);
   Tensor out = Tensor::empty(shape, x.dtype(), x.device());
-  cpu::masked_fill(x, mask, value, out);
+  if (out.device().is_cuda()) cuda::masked_fill(x, mask, value, out);
+  else cpu::masked_fill(x, mask, value, out);
   if (autograd::needs_grad({&x}))
     autograd::record(std::make_shared<MaskedFillBackward>(autograd::save(mask)), {x, mask}, out);
   return out;

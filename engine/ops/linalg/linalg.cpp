@@ -1,9 +1,11 @@
 #include "engine/ops/linalg/linalg.h"
 
 #include "engine/autograd/node.h"
+#include "engine/core/profiler.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/elementwise/elementwise.h"
 #include "engine/ops/linalg/linalg_cpu.h"
+#include "engine/ops/linalg/linalg_cuda.h"
 #include "engine/ops/reduce/reduce.h"
 
 namespace pneuma {
@@ -12,6 +14,12 @@ namespace {
 
 Tensor transposed(const Tensor& t) { return t.transpose(-2, -1); }
 
+// cuBLAS on CUDA tensors, BLAS (or the reference loops) on the CPU.
+void gemm_on_device(const Tensor& a, const Tensor& b, const Tensor& out, bool accumulate = false) {
+  if (out.device().is_cuda()) cuda::gemm(a, b, out, accumulate);
+  else cpu::gemm(a, b, out, accumulate);
+}
+
 // t [..., r, c] viewed (or copied) as [(...) * r, c].
 Tensor fold_rows(const Tensor& t) { return t.reshape({t.numel() == 0 ? numel_of(Shape(t.shape().begin(), t.shape().end() - 1)) : t.numel() / t.size(-1), t.size(-1)}); }
 
@@ -19,14 +27,13 @@ Tensor fold_rows(const Tensor& t) { return t.reshape({t.numel() == 0 ? numel_of(
 // products with one shared right operand is folded into a single GEMM, as PyTorch does.
 Tensor mm_nd(const Tensor& a, const Tensor& b) {
   NoGradGuard no_grad;
-  ops::require_cpu("matmul", {&a, &b});
   const int64_t m = a.size(-2), n = b.size(-1);
   if (b.dim() == 2 && a.dim() > 2) {
     Shape shape = a.shape();
     shape.back() = n;
     const Tensor rows = fold_rows(a);
     Tensor out = Tensor::empty({rows.size(0), n}, a.dtype(), a.device());
-    cpu::gemm(rows, b, out);
+    gemm_on_device(rows, b, out);
     return out.view(shape);
   }
   const Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
@@ -34,7 +41,7 @@ Tensor mm_nd(const Tensor& a, const Tensor& b) {
   shape.push_back(m);
   shape.push_back(n);
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
-  cpu::gemm(a, b, out);
+  gemm_on_device(a, b, out);
   return out;
 }
 
@@ -88,18 +95,17 @@ class LinearBackward final : public autograd::Node {
   LinearBackward(Tensor x2, Tensor weight) : x2_(std::move(x2)), weight_(std::move(weight)) {}
   const char* name() const override { return "linear"; }
   std::vector<Tensor> apply(const Tensor& g) override {
-    ops::require_cpu(name(), {&g});
     const int64_t out_features = g.dim() == 0 ? 1 : g.size(-1);
     const Tensor g2 = fold_rows(g.reshape(g.dim() <= 1 ? Shape{1, out_features} : g.shape()));
     Tensor gx, gw, gb;
     if (next[0]) {
       gx = Tensor::empty({g2.size(0), weight_.size(1)}, g.dtype(), g.device());
-      cpu::gemm(g2, weight_, gx);
+      gemm_on_device(g2, weight_, gx);
       gx = gx.view(input_shapes[0]);
     }
     if (next[1]) {
       gw = Tensor::empty(input_shapes[1], g.dtype(), g.device());
-      cpu::gemm(transposed(g2), x2_, gw);
+      gemm_on_device(transposed(g2), x2_, gw);
     }
     if (next.size() > 2 && next[2]) gb = sum(g2, {0});
     return {gx, gw, gb};
@@ -117,6 +123,7 @@ class LinearBackward final : public autograd::Node {
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
   const char* op = "matmul";
+  profiler::Scope profile_scope("linalg", op);
   ops::check_defined(op, a);
   ops::check_defined(op, b);
   ops::check_same_device(op, a, b);
@@ -124,7 +131,6 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   ops::check_floating(op, a);
   PNEUMA_CHECK(a.dim() >= 1 && b.dim() >= 1, op, ": both arguments need to be at least 1-d, got ",
                shape_str(a.shape()), " and ", shape_str(b.shape()));
-  ops::require_cpu(op, {&a, &b});
   Tensor a2, b2;
   {
     NoGradGuard no_grad;
@@ -154,6 +160,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 
 Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
   const char* op = "linear";
+  profiler::Scope profile_scope("linalg", op);
   ops::check_defined(op, input);
   ops::check_defined(op, weight, "weight");
   ops::check_same_device(op, input, weight);
@@ -170,17 +177,19 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
     PNEUMA_CHECK(bias.dim() == 1 && bias.size(0) == out_features, op, ": bias ", bias.str(),
                  " must be 1-d with out_features = ", out_features, " elements (weight ", weight.str(), ")");
   }
-  ops::require_cpu(op, {&input, &weight, &bias});
   Tensor x2;
   {
     NoGradGuard no_grad;
     x2 = fold_rows(input.dim() == 1 ? input.unsqueeze(0) : input);
   }
   Tensor out2 = Tensor::empty({x2.size(0), out_features}, input.dtype(), input.device());
-  if (bias.defined()) cpu::fill_rows(bias, out2);
+  if (bias.defined()) {
+    if (out2.device().is_cuda()) cuda::fill_rows(bias, out2);
+    else cpu::fill_rows(bias, out2);
+  }
   {
     NoGradGuard no_grad;
-    cpu::gemm(x2, transposed(weight), out2, /*accumulate=*/bias.defined());
+    gemm_on_device(x2, transposed(weight), out2, /*accumulate=*/bias.defined());
   }
   Shape shape = input.shape();
   shape.back() = out_features;

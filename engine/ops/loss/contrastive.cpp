@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "engine/autograd/node.h"
+#include "engine/core/profiler.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/index/index.h"
 #include "engine/ops/loss/loss.h"
@@ -69,6 +70,7 @@ void check_embeddings(const char* op, const Tensor& z, const char* what) {
 }  // namespace
 
 Tensor nt_xent_loss(const Tensor& z, double temperature) {
+  profiler::Scope profile_scope("loss", "nt_xent_loss");
   const char* op = "nt_xent_loss";
   check_embeddings(op, z, "z");
   ops::check_temperature(op, temperature, "temperature");
@@ -95,6 +97,7 @@ Tensor nt_xent_loss(const Tensor& z1, const Tensor& z2, double temperature) {
 
 Tensor multi_pos_con_loss(const Tensor& features, const Tensor& labels, double temperature) {
   const char* op = "multi_pos_con_loss";
+  profiler::Scope profile_scope("loss", op);
   check_embeddings(op, features, "features");
   ops::check_labels(op, labels, features.size(0), features, "labels");
   ops::check_temperature(op, temperature, "temperature");
@@ -106,6 +109,7 @@ Tensor multi_pos_con_loss(const Tensor& features, const Tensor& labels, double t
 
 Tensor supcon_loss(const Tensor& features, const Tensor& labels, double temperature, double base_temperature) {
   const char* op = "supcon_loss";
+  profiler::Scope profile_scope("loss", op);
   ops::check_loss_input(op, features, "features");
   PNEUMA_CHECK(features.dim() >= 2, op, ": features must be [bsz, n_views, ...] (or [N, d]), got ", features.str());
   ops::check_temperature(op, temperature, "temperature");

@@ -4,6 +4,7 @@
 #include <optional>
 #include <vector>
 
+#include "engine/core/profiler.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/elementwise/elementwise.h"
 #include "engine/ops/index/index.h"
@@ -70,6 +71,7 @@ void check_num_classes(const char* op, int64_t num_classes) {
 
 Tensor class_mean_embeddings(const Tensor& z, const Tensor& labels, int64_t num_classes) {
   const char* op = "class_mean_embeddings";
+  profiler::Scope profile_scope("loss", op);
   check_num_classes(op, num_classes);
   return class_means(op, z, labels, num_classes, "z", "labels").means;
 }
@@ -78,6 +80,7 @@ Tensor embedding_similarity_loss(const Tensor& z_common, const Tensor& labels_co
                                  const Tensor& labels_adult, const Tensor& z_pediatric,
                                  const Tensor& labels_pediatric, int64_t num_classes) {
   const char* op = "embedding_similarity_loss";
+  profiler::Scope profile_scope("loss", op);
   check_num_classes(op, num_classes);
   const ClassMeans c = class_means(op, z_common, labels_common, num_classes, "z_common", "labels_common");
   const ClassMeans a = class_means(op, z_adult, labels_adult, num_classes, "z_adult", "labels_adult");
@@ -105,6 +108,7 @@ Tensor embedding_similarity_loss(const Tensor& z_common, const Tensor& labels_co
 Tensor embedding_dissimilarity_loss(const Tensor& z_common, const Tensor& labels_common, int64_t num_classes,
                                     bool hinge, Reduction reduction) {
   const char* op = "embedding_dissimilarity_loss";
+  profiler::Scope profile_scope("loss", op);
   check_num_classes(op, num_classes);
   PNEUMA_CHECK(reduction != Reduction::None, op, ": reduction must be 'mean' or 'sum' (the loss is one number)");
   const ClassMeans c = class_means(op, z_common, labels_common, num_classes, "z_common", "labels_common");

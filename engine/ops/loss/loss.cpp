@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "engine/autograd/node.h"
+#include "engine/core/profiler.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/elementwise/elementwise.h"
 #include "engine/ops/loss/loss_checks.h"
@@ -276,6 +277,7 @@ class CosineEmbeddingBackward final : public autograd::Node {
 
 Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target, const Tensor& weight,
                                         Reduction reduction, const Tensor& pos_weight) {
+  profiler::Scope profile_scope("loss", "binary_cross_entropy_with_logits");
   BinaryLossConfig c;
   c.kind = BinaryLossKind::BceWithLogits;
   c.reduction = ops::to_kernel(reduction);
@@ -285,6 +287,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
 Tensor sigmoid_focal_loss(const Tensor& inputs, const Tensor& targets, double alpha, double gamma,
                           Reduction reduction) {
   const char* op = "sigmoid_focal_loss";
+  profiler::Scope profile_scope("loss", op);
   PNEUMA_CHECK(std::isfinite(alpha) && alpha <= 1, op, ": alpha must be in [0, 1] (or negative to disable it), got ",
                alpha);
   PNEUMA_CHECK(std::isfinite(gamma) && gamma >= 0, op, ": gamma must be non-negative and finite, got ", gamma);
@@ -298,6 +301,7 @@ Tensor sigmoid_focal_loss(const Tensor& inputs, const Tensor& targets, double al
 
 Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
                      Reduction reduction, double label_smoothing) {
+  profiler::Scope profile_scope("loss", "cross_entropy");
   const char* op = "cross_entropy";
   ops::check_loss_input(op, input, "input");
   ops::check_defined(op, target, "target");
@@ -322,6 +326,7 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
 Tensor softmax_focal_loss(const Tensor& input, const Tensor& target, const Tensor& alpha, double gamma,
                           Reduction reduction) {
   const char* op = "softmax_focal_loss";
+  profiler::Scope profile_scope("loss", op);
   ops::check_loss_input(op, input, "input");
   ops::check_defined(op, target, "target");
   ops::require_cpu(op, {&target, &alpha});
@@ -362,6 +367,7 @@ Tensor class_weights_from_labels(const Tensor& labels, int64_t num_classes, DTyp
 Tensor cosine_embedding_loss(const Tensor& input1, const Tensor& input2, const Tensor& target, double margin,
                              Reduction reduction) {
   const char* op = "cosine_embedding_loss";
+  profiler::Scope profile_scope("loss", op);
   ops::check_loss_input(op, input1, "input1");
   ops::check_loss_input(op, input2, "input2");
   ops::check_same_dtype(op, input1, input2);
@@ -395,6 +401,7 @@ Tensor cosine_embedding_loss(const Tensor& input1, const Tensor& input2, const T
 
 Tensor dice_loss(const Tensor& input, const Tensor& target, double smooth, Reduction reduction) {
   const char* op = "dice_loss";
+  profiler::Scope profile_scope("loss", op);
   ops::check_loss_input(op, input, "input");
   ops::check_loss_input(op, target, "target");
   ops::check_same_dtype(op, input, target);
@@ -418,6 +425,7 @@ Tensor dice_loss(const Tensor& input, const Tensor& target, double smooth, Reduc
 
 Tensor dice_bce_loss(const Tensor& input, const Tensor& target, double smooth, double dice_weight,
                      double bce_weight) {
+  profiler::Scope profile_scope("loss", "dice_bce_loss");
   PNEUMA_CHECK(std::isfinite(dice_weight) && std::isfinite(bce_weight), "dice_bce_loss: weights must be finite, got "
                "dice_weight ", dice_weight, " and bce_weight ", bce_weight);
   const Tensor dice = dice_loss(input, target, smooth, Reduction::Mean);

@@ -1,8 +1,10 @@
 #include "engine/ops/norm/norm.h"
 
 #include "engine/autograd/node.h"
+#include "engine/core/profiler.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/norm/norm_cpu.h"
+#include "engine/ops/norm/norm_cuda.h"
 
 namespace pneuma {
 
@@ -32,16 +34,16 @@ class BatchNormBackward final : public autograd::Node {
   const char* name() const override { return "batch_norm"; }
 
   std::vector<Tensor> apply(const Tensor& grad) override {
-    ops::require_cpu(name(), {&grad});
     const Tensor g = grad.contiguous();
     const auto [N, C, S] = geometry_;
     const bool need_x = next[0] != nullptr;
     const bool need_w = next.size() > 1 && next[1] != nullptr;
     const bool need_b = next.size() > 2 && next[2] != nullptr;
-    Tensor dx = need_x ? Tensor::empty(input_shapes[0], g.dtype()) : Tensor();
-    Tensor dw = need_w ? Tensor::empty({C}, g.dtype()) : Tensor();
-    Tensor db = need_b ? Tensor::empty({C}, g.dtype()) : Tensor();
-    cpu::batch_norm_backward(x_, g, N, C, S, mean_, var_, weight_, eps_, training_, dx, dw, db);
+    Tensor dx = need_x ? Tensor::empty(input_shapes[0], g.dtype(), g.device()) : Tensor();
+    Tensor dw = need_w ? Tensor::empty({C}, g.dtype(), g.device()) : Tensor();
+    Tensor db = need_b ? Tensor::empty({C}, g.dtype(), g.device()) : Tensor();
+    const auto backward = g.device().is_cuda() ? &cuda::batch_norm_backward : &cpu::batch_norm_backward;
+    backward(x_, g, N, C, S, mean_, var_, weight_, eps_, training_, dx, dw, db);
     return {dx, dw, db};
   }
   void release_saved() override {
@@ -73,6 +75,7 @@ void check_channel_tensor(const Tensor& input, const Tensor& t, const char* what
 Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {
   const char* op = "batch_norm";
+  profiler::Scope profile_scope("batch_norm", op);
   ops::check_defined(op, input);
   ops::check_floating(op, input);
   PNEUMA_CHECK(input.dim() >= 2, op, ": expected an input with channels in dim 1 ([N, C], [N, C, L], [N, C, H, W]), got ",
@@ -81,7 +84,6 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   check_channel_tensor(input, running_var, "running_var");
   check_channel_tensor(input, weight, "weight");
   check_channel_tensor(input, bias, "bias");
-  ops::require_cpu(op, {&input, &running_mean, &running_var, &weight, &bias});
   PNEUMA_CHECK(eps >= 0, op, ": eps must be non-negative, got ", eps);
   const Geometry geo = geometry_of(input);
   if (training) {
@@ -96,17 +98,20 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   const Tensor x = input.detach().contiguous();
   const Tensor w = contiguous_or_undefined(weight);
   const Tensor b = contiguous_or_undefined(bias);
-  Tensor y = Tensor::empty(input.shape(), input.dtype());
+  Tensor y = Tensor::empty(input.shape(), input.dtype(), input.device());
   Tensor mean, var;
+  const bool on_cuda = x.device().is_cuda();
+  const auto apply = on_cuda ? &cuda::batch_norm_apply : &cpu::batch_norm_apply;
   // Float32 runs through the reference loops too: oneDNN's batch norm for plain NCHW
   // data (norm_onednn.h) measured no faster in training and several times slower in
   // evaluation on the CPUs here, so it is not dispatched to.
   if (training) {
-    mean = Tensor::empty({geo.C}, x.dtype());
-    var = Tensor::empty({geo.C}, x.dtype());
-    cpu::batch_norm_stats(x, geo.N, geo.C, geo.S, mean, var);
-    cpu::batch_norm_apply(x, geo.N, geo.C, geo.S, mean, var, w, b, eps, y);
-    cpu::batch_norm_update_running(running_mean, running_var, mean, var, momentum, geo.N * geo.S);
+    mean = Tensor::empty({geo.C}, x.dtype(), x.device());
+    var = Tensor::empty({geo.C}, x.dtype(), x.device());
+    (on_cuda ? &cuda::batch_norm_stats : &cpu::batch_norm_stats)(x, geo.N, geo.C, geo.S, mean, var);
+    apply(x, geo.N, geo.C, geo.S, mean, var, w, b, eps, y);
+    (on_cuda ? &cuda::batch_norm_update_running : &cpu::batch_norm_update_running)(running_mean, running_var, mean,
+                                                                                    var, momentum, geo.N * geo.S);
   } else {
     // A graph keeps a copy: the running statistics are buffers that may be updated
     // before backward runs.
@@ -116,7 +121,7 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
       if (mean.storage() == running_mean.storage()) mean = mean.clone();
       if (var.storage() == running_var.storage()) var = var.clone();
     }
-    cpu::batch_norm_apply(x, geo.N, geo.C, geo.S, mean, var, w, b, eps, y);
+    apply(x, geo.N, geo.C, geo.S, mean, var, w, b, eps, y);
   }
 
   if (record) {

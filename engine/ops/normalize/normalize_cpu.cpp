@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "engine/cpu/parallel.h"
+#include "kernels/normalize/normalize.cuh"
 
 namespace pneuma::cpu {
 
@@ -26,26 +27,6 @@ Tensor dense(const Tensor& t) { return t.detach().contiguous(); }
 
 int64_t grain_for(const Layout& l) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(l.n * l.inner, 1)); }
 
-// |v|^p, with the common powers spelled out (exact and fast).
-double power(double v, double p) {
-  if (p == 2.0) return v * v;
-  if (p == 1.0) return std::abs(v);
-  return std::pow(std::abs(v), p);
-}
-
-double root(double s, double p) {
-  if (p == 2.0) return std::sqrt(s);
-  if (p == 1.0) return s;
-  return std::pow(s, 1.0 / p);
-}
-
-// d||x||_p / dx_i for norm > 0 (PyTorch's norm_backward).
-double norm_derivative(double v, double norm, double p) {
-  if (p == 2.0) return v / norm;
-  if (p == 1.0) return (v > 0) - (v < 0);
-  return v * std::pow(std::abs(v), p - 2.0) / std::pow(norm, p - 1.0);
-}
-
 }  // namespace
 
 void normalize_forward(const Tensor& x, int64_t dim, double p, double eps, const Tensor& y, const Tensor& norm) {
@@ -63,8 +44,8 @@ void normalize_forward(const Tensor& x, int64_t dim, double p, double eps, const
         T* ns = nrm + o * l.inner;
         acc.assign(l.inner, 0.0);
         for (int64_t j = 0; j < l.n; ++j)
-          for (int64_t i = 0; i < l.inner; ++i) acc[i] += power(xs[j * l.inner + i], p);
-        for (int64_t i = 0; i < l.inner; ++i) ns[i] = static_cast<T>(root(acc[i], p));
+          for (int64_t i = 0; i < l.inner; ++i) acc[i] += kern::norm_power(xs[j * l.inner + i], p);
+        for (int64_t i = 0; i < l.inner; ++i) ns[i] = static_cast<T>(kern::norm_root(acc[i], p));
         for (int64_t j = 0; j < l.n; ++j)
           for (int64_t i = 0; i < l.inner; ++i)
             ys[j * l.inner + i] = xs[j * l.inner + i] / std::max(ns[i], static_cast<T>(eps));
@@ -95,17 +76,11 @@ void normalize_backward(const Tensor& x, const Tensor& norm, const Tensor& g, in
         for (int64_t j = 0; j < l.n; ++j)
           for (int64_t i = 0; i < l.inner; ++i)
             coef[i] += static_cast<double>(gs[j * l.inner + i]) * xs[j * l.inner + i];
-        for (int64_t i = 0; i < l.inner; ++i) {
-          const double nrm = ns[i], denom = std::max(nrm, static_cast<double>(static_cast<T>(eps)));
-          coef[i] = nrm >= static_cast<T>(eps) && nrm != 0 ? -coef[i] / (denom * denom) : 0.0;
-        }
+        for (int64_t i = 0; i < l.inner; ++i) coef[i] = kern::normalize_norm_gradient(coef[i], ns[i], eps);
         for (int64_t j = 0; j < l.n; ++j)
           for (int64_t i = 0; i < l.inner; ++i) {
             const int64_t k = j * l.inner + i;
-            const double nrm = ns[i], denom = std::max(nrm, static_cast<double>(static_cast<T>(eps)));
-            double v = gs[k] / denom;
-            if (coef[i] != 0.0) v += coef[i] * norm_derivative(xs[k], nrm, p);
-            ds[k] = static_cast<T>(v);
+            ds[k] = kern::normalize_input_gradient(gs[k], xs[k], ns[i], coef[i], eps, p);
           }
       }
     }, grain_for(l));

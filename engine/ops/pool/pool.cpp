@@ -3,9 +3,11 @@
 #include <string>
 
 #include "engine/autograd/node.h"
+#include "engine/core/profiler.h"
 #include "engine/cpu/fast_path.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/pool/pool_cpu.h"
+#include "engine/ops/pool/pool_cuda.h"
 #include "engine/ops/pool/pool_onednn.h"
 
 namespace pneuma {
@@ -20,7 +22,6 @@ std::string pair_str(std::array<int64_t, 2> a) { return "[" + std::to_string(a[0
 Pool2d planes_of(const char* op, const Tensor& input) {
   ops::check_defined(op, input);
   ops::check_floating(op, input);
-  ops::require_cpu(op, {&input});
   PNEUMA_CHECK(input.dim() == 3 || input.dim() == 4, op, ": expected a 3-d [C, H, W] or 4-d [N, C, H, W] input, got ",
                input.str());
   const bool batched = input.dim() == 4;
@@ -60,7 +61,9 @@ Pool2d window_geometry(const char* op, const Tensor& input, std::array<int64_t, 
   return p;
 }
 
-bool fast_float32(const Tensor& x) { return x.dtype() == DType::Float32 && x.numel() > 0 && cpu::fast_path_enabled(); }
+bool fast_float32(const Tensor& x) {
+  return x.device().is_cpu() && x.dtype() == DType::Float32 && x.numel() > 0 && cpu::fast_path_enabled();
+}
 
 // Routes gradients through what the forward saved: PyTorch's indices (reference) or
 // oneDNN's workspace (fast path; only oneDNN can read it).
@@ -69,10 +72,10 @@ class MaxPool2dBackward final : public autograd::Node {
   MaxPool2dBackward(Pool2d p, Tensor saved, bool fast) : p_(p), saved_(std::move(saved)), fast_(fast) {}
   const char* name() const override { return "max_pool2d"; }
   std::vector<Tensor> apply(const Tensor& grad) override {
-    ops::require_cpu(name(), {&grad});
     const Tensor g = grad.contiguous();
-    Tensor dx = Tensor::empty(input_shapes[0], g.dtype());
-    if (fast_) cpu::max_pool2d_backward_onednn(g, saved_, p_, dx);
+    Tensor dx = Tensor::empty(input_shapes[0], g.dtype(), g.device());
+    if (g.device().is_cuda()) cuda::max_pool2d_backward(g, saved_, p_, dx);
+    else if (fast_) cpu::max_pool2d_backward_onednn(g, saved_, p_, dx);
     else cpu::max_pool2d_backward(g, saved_, p_, dx);
     return {dx};
   }
@@ -88,18 +91,20 @@ std::pair<Tensor, Tensor> max_pool(const Tensor& input, std::array<int64_t, 2> k
                                    std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation, bool ceil_mode,
                                    bool want_indices) {
   const char* op = want_indices ? "max_pool2d_with_indices" : "max_pool2d";
+  profiler::Scope profile_scope("pool", op);
   const Pool2d p = window_geometry(op, input, kernel, stride, padding, dilation, ceil_mode);
   const Tensor x = input.detach().contiguous();
   const bool record = autograd::needs_grad({&input});
-  Tensor y = Tensor::empty(output_shape(input, p), input.dtype());
+  Tensor y = Tensor::empty(output_shape(input, p), input.dtype(), input.device());
   // oneDNN cannot give PyTorch's indices, so the fast path serves max_pool2d only.
   if (!want_indices && fast_float32(x) && cpu::max_pool2d_onednn_supported(p, record)) {
     Tensor workspace = cpu::max_pool2d_forward_onednn(x, p, y, record);
     if (record) autograd::record(std::make_shared<MaxPool2dBackward>(p, std::move(workspace), true), {input}, y);
     return {y, Tensor()};
   }
-  Tensor indices = Tensor::empty(y.shape(), DType::Int64);
-  cpu::max_pool2d_forward(x, p, y, indices);
+  Tensor indices = Tensor::empty(y.shape(), DType::Int64, input.device());
+  if (x.device().is_cuda()) cuda::max_pool2d_forward(x, p, y, indices);
+  else cpu::max_pool2d_forward(x, p, y, indices);
   if (record) autograd::record(std::make_shared<MaxPool2dBackward>(p, autograd::save(indices), false), {input}, y);
   return {y, indices};
 }
@@ -109,10 +114,10 @@ class AvgPool2dBackward final : public autograd::Node {
   AvgPool2dBackward(Pool2d p, cpu::AvgOptions options, bool fast) : p_(p), options_(options), fast_(fast) {}
   const char* name() const override { return "avg_pool2d"; }
   std::vector<Tensor> apply(const Tensor& grad) override {
-    ops::require_cpu(name(), {&grad});
     const Tensor g = grad.contiguous();
-    Tensor dx = Tensor::empty(input_shapes[0], g.dtype());
-    if (fast_) cpu::avg_pool2d_backward_onednn(g, p_, options_, dx);
+    Tensor dx = Tensor::empty(input_shapes[0], g.dtype(), g.device());
+    if (g.device().is_cuda()) cuda::avg_pool2d_backward(g, p_, options_, dx);
+    else if (fast_) cpu::avg_pool2d_backward_onednn(g, p_, options_, dx);
     else cpu::avg_pool2d_backward(g, p_, options_, dx);
     return {dx};
   }
@@ -128,9 +133,9 @@ class AdaptiveAvgPool2dBackward final : public autograd::Node {
   explicit AdaptiveAvgPool2dBackward(Pool2d p) : p_(p) {}
   const char* name() const override { return "adaptive_avg_pool2d"; }
   std::vector<Tensor> apply(const Tensor& grad) override {
-    ops::require_cpu(name(), {&grad});
-    Tensor dx = Tensor::empty(input_shapes[0], grad.dtype());
-    cpu::adaptive_avg_pool2d_backward(grad.contiguous(), p_, dx);
+    Tensor dx = Tensor::empty(input_shapes[0], grad.dtype(), grad.device());
+    if (grad.device().is_cuda()) cuda::adaptive_avg_pool2d_backward(grad.contiguous(), p_, dx);
+    else cpu::adaptive_avg_pool2d_backward(grad.contiguous(), p_, dx);
     return {dx};
   }
 
@@ -155,13 +160,15 @@ Tensor avg_pool2d(const Tensor& input, std::array<int64_t, 2> kernel_size, std::
                   std::array<int64_t, 2> padding, bool ceil_mode, bool count_include_pad,
                   std::optional<int64_t> divisor_override) {
   const char* op = "avg_pool2d";
+  profiler::Scope profile_scope("pool", op);
   const Pool2d p = window_geometry(op, input, kernel_size, stride, padding, {1, 1}, ceil_mode);
   PNEUMA_CHECK(!divisor_override || *divisor_override != 0, op, ": divisor_override must be non-zero");
   const cpu::AvgOptions options{count_include_pad, divisor_override};
   const Tensor x = input.detach().contiguous();
-  Tensor y = Tensor::empty(output_shape(input, p), input.dtype());
+  Tensor y = Tensor::empty(output_shape(input, p), input.dtype(), input.device());
   const bool fast = fast_float32(x) && cpu::avg_pool2d_onednn_supported(p, options);
-  if (fast) cpu::avg_pool2d_forward_onednn(x, p, options, y);
+  if (x.device().is_cuda()) cuda::avg_pool2d_forward(x, p, options, y);
+  else if (fast) cpu::avg_pool2d_forward_onednn(x, p, options, y);
   else cpu::avg_pool2d_forward(x, p, options, y);
   if (autograd::needs_grad({&input})) autograd::record(std::make_shared<AvgPool2dBackward>(p, options, fast), {input}, y);
   return y;
@@ -169,14 +176,16 @@ Tensor avg_pool2d(const Tensor& input, std::array<int64_t, 2> kernel_size, std::
 
 Tensor adaptive_avg_pool2d(const Tensor& input, std::array<int64_t, 2> output_size) {
   const char* op = "adaptive_avg_pool2d";
+  profiler::Scope profile_scope("pool", op);
   Pool2d p = planes_of(op, input);
   PNEUMA_CHECK(output_size[0] > 0 && output_size[1] > 0, op, ": output_size must be positive, got ",
                pair_str(output_size), " for input ", input.str());
   p.oh = output_size[0];
   p.ow = output_size[1];
   const Tensor x = input.detach().contiguous();
-  Tensor y = Tensor::empty(output_shape(input, p), input.dtype());
-  cpu::adaptive_avg_pool2d_forward(x, p, y);
+  Tensor y = Tensor::empty(output_shape(input, p), input.dtype(), input.device());
+  if (x.device().is_cuda()) cuda::adaptive_avg_pool2d_forward(x, p, y);
+  else cpu::adaptive_avg_pool2d_forward(x, p, y);
   if (autograd::needs_grad({&input})) autograd::record(std::make_shared<AdaptiveAvgPool2dBackward>(p), {input}, y);
   return y;
 }

@@ -79,11 +79,7 @@ struct AvgTerms {
 AvgTerms avg_terms(const Pool2d& p, const AvgOptions& o, int64_t oh, int64_t ow) {
   const kern::AvgWindow h = kern::avg_window(oh, p.ih, p.kh, p.sh, p.ph);
   const kern::AvgWindow w = kern::avg_window(ow, p.iw, p.kw, p.sw, p.pw);
-  double divisor;
-  if (o.divisor_override) divisor = static_cast<double>(*o.divisor_override);
-  else if (o.count_include_pad) divisor = static_cast<double>(h.padded_extent * w.padded_extent);
-  else divisor = static_cast<double>((h.end - h.start) * (w.end - w.start));
-  return {h, w, divisor};
+  return {h, w, kern::avg_divisor(h, w, o.count_include_pad, o.divisor_override.has_value(), o.divisor_override.value_or(0))};
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 #pragma once
 // Pooling geometry shared by the CPU reference loops, the oneDNN path and the CUDA
-// kernels to come: output sizes and window bounds exactly as PyTorch computes them.
+// kernels (kernels/pool/pool.cuh): output sizes and window bounds exactly as PyTorch computes them.
 #include <cstdint>
 
 #if defined(__CUDACC__)
@@ -55,6 +55,15 @@ PNEUMA_POOL_HD AvgWindow avg_window(int64_t o, int64_t in, int64_t kernel, int64
   if (start < 0) start = 0;
   if (end > in) end = in;
   return {start, end, extent};
+}
+
+// The divisor of an average-pooling window: the override when given, else the window's extent
+// in the padded input (count_include_pad) or in the input itself.
+PNEUMA_POOL_HD double avg_divisor(const AvgWindow& h, const AvgWindow& w, bool count_include_pad, bool has_override,
+                                  int64_t divisor_override) {
+  if (has_override) return static_cast<double>(divisor_override);
+  if (count_include_pad) return static_cast<double>(h.padded_extent * w.padded_extent);
+  return static_cast<double>((h.end - h.start) * (w.end - w.start));
 }
 
 // Adaptive pooling bin a of out over in: [floor(a * in / out), ceil((a + 1) * in / out)).

@@ -7,6 +7,7 @@
 #include "engine/ops/elementwise/elementwise.h"
 #include "engine/ops/index/index.h"
 #include "engine/ops/reduce/minmax_cpu.h"
+#include "engine/ops/reduce/reduce_cuda.h"
 #include "engine/ops/reduce/reduce.h"
 
 namespace pneuma {
@@ -69,7 +70,6 @@ class SelectBackward final : public autograd::Node {
 void check_input(const char* op, const Tensor& x) {
   ops::check_defined(op, x);
   PNEUMA_CHECK(x.dtype() != DType::BFloat16 && x.dtype() != DType::Float16, op, ": unsupported dtype in ", x.str());
-  ops::require_cpu(op, {&x});
 }
 
 // Values (and, with indices wanted, argmax/argmin) over `dims` (sorted, wrapped).
@@ -86,7 +86,8 @@ std::pair<Tensor, Tensor> reduce_rows(const char* op, const Tensor& x, const std
     NoGradGuard no_grad;
     rows = ops::reduced_to_last(x, dims);
   }
-  cpu::minmax_rows(rows, is_max, values, indices);
+  if (rows.device().is_cuda()) cuda::minmax_rows(rows, is_max, values, indices);
+  else cpu::minmax_rows(rows, is_max, values, indices);
   return {values, indices};
 }
 

@@ -3,9 +3,11 @@
 #include <algorithm>
 
 #include "engine/autograd/node.h"
+#include "engine/core/profiler.h"
 #include "engine/cpu/parallel.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/elementwise/elementwise.h"
+#include "engine/ops/reduce/reduce_cuda.h"
 
 namespace pneuma {
 
@@ -40,15 +42,19 @@ Tensor unsqueeze_reduced(const Tensor& grad, const Shape& input_shape, const std
 
 Tensor reduced_to_last(const Tensor& x, const std::vector<int64_t>& dims) {
   std::vector<int64_t> order;
-  int64_t inner = 1;
-  for (int64_t d = 0; d < x.dim(); ++d)
-    if (!std::binary_search(dims.begin(), dims.end(), d)) order.push_back(d);
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (std::binary_search(dims.begin(), dims.end(), d)) continue;
+    order.push_back(d);
+    outer *= x.shape()[d];
+  }
   for (int64_t d : dims) {
     order.push_back(d);
     inner *= x.shape()[d];
   }
   NoGradGuard no_grad;
-  return x.permute(order).contiguous().reshape({x.numel() / std::max<int64_t>(inner, 1), inner});
+  // outer counts the kept dims' elements even when a reduced dim is empty (a sum of nothing is 0).
+  return x.permute(order).contiguous().reshape({outer, inner});
 }
 
 }  // namespace ops
@@ -91,11 +97,11 @@ class SumBackward final : public autograd::Node {
 
 Tensor reduce_sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim, bool average) {
   const char* name = average ? "mean" : "sum";
+  profiler::Scope profile_scope("reduce", name);
   ops::check_defined(name, x);
   ops::check_floating(name, x);
-  ops::require_cpu(name, {&x});
   const std::vector<int64_t> dims = ops::reduction_dims(x, dims_in, name);
-  Tensor out = sum_cpu(x, dims, keepdim);
+  Tensor out = x.device().is_cuda() ? cuda::sum(x, dims, keepdim) : sum_cpu(x, dims, keepdim);
   int64_t count = 1;
   for (int64_t d : dims) count *= x.shape()[d];
   const double scale = average ? 1.0 / static_cast<double>(count) : 1.0;

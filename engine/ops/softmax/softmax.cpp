@@ -1,8 +1,10 @@
 #include "engine/ops/softmax/softmax.h"
 
 #include "engine/autograd/node.h"
+#include "engine/core/profiler.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/softmax/softmax_cpu.h"
+#include "engine/ops/softmax/softmax_cuda.h"
 
 namespace pneuma {
 
@@ -13,9 +15,9 @@ class SoftmaxBackward final : public autograd::Node {
   SoftmaxBackward(int64_t dim, bool log, Tensor y) : dim_(dim), log_(log), y_(std::move(y)) {}
   const char* name() const override { return log_ ? "log_softmax" : "softmax"; }
   std::vector<Tensor> apply(const Tensor& g) override {
-    ops::require_cpu(name(), {&g});
     Tensor dx = Tensor::empty(g.shape(), g.dtype(), g.device());
-    cpu::softmax_backward(y_, g, dim_, log_, dx);
+    if (g.device().is_cuda()) cuda::softmax_backward(y_, g, dim_, log_, dx);
+    else cpu::softmax_backward(y_, g, dim_, log_, dx);
     return {dx};
   }
   void release_saved() override { y_ = Tensor(); }
@@ -28,12 +30,13 @@ class SoftmaxBackward final : public autograd::Node {
 
 Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   const char* op = log ? "log_softmax" : "softmax";
+  profiler::Scope profile_scope("softmax", op);
   ops::check_defined(op, x);
   ops::check_floating(op, x);
-  ops::require_cpu(op, {&x});
   const int64_t d = wrap_dim(dim, x.dim(), op);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  cpu::softmax_forward(x, d, log, y);
+  if (x.device().is_cuda()) cuda::softmax_forward(x, d, log, y);
+  else cpu::softmax_forward(x, d, log, y);
   if (autograd::needs_grad({&x})) autograd::record(std::make_shared<SoftmaxBackward>(d, log, autograd::save(y)), {x}, y);
   return y;
 }

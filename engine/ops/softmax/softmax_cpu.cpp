@@ -62,12 +62,12 @@ void backward_block(const T* y, const T* g, T* dx, int64_t n, int64_t inner, boo
   for (int64_t j = 0; j < n; ++j)
     for (int64_t i = 0; i < inner; ++i) {
       const int64_t k = j * inner + i;
-      sum[i] += log ? static_cast<double>(g[k]) : static_cast<double>(g[k]) * y[k];
+      sum[i] += kern::softmax_backward_term(y[k], g[k], log);
     }
   for (int64_t j = 0; j < n; ++j)
     for (int64_t i = 0; i < inner; ++i) {
       const int64_t k = j * inner + i;
-      dx[k] = log ? static_cast<T>(g[k] - std::exp(y[k]) * sum[i]) : static_cast<T>(y[k] * (g[k] - sum[i]));
+      dx[k] = kern::softmax_backward_value(y[k], g[k], sum[i], log);
     }
 }
 

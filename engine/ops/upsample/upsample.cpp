@@ -3,8 +3,10 @@
 #include <cmath>
 
 #include "engine/autograd/node.h"
+#include "engine/core/profiler.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/upsample/upsample_cpu.h"
+#include "engine/ops/upsample/upsample_cuda.h"
 
 namespace pneuma {
 
@@ -19,11 +21,13 @@ class UpsampleBackward final : public autograd::Node {
   UpsampleBackward(Mode mode, cpu::Upsample2d u) : mode_(mode), u_(u) {}
   const char* name() const override { return op_name(mode_); }
   std::vector<Tensor> apply(const Tensor& grad) override {
-    ops::require_cpu(name(), {&grad});
     const Tensor g = grad.contiguous();
-    Tensor dx = Tensor::empty(input_shapes[0], g.dtype());
-    if (mode_ == Mode::Nearest) cpu::upsample_nearest2d_backward(g, u_, dx);
-    else cpu::upsample_bilinear2d_backward(g, u_, dx);
+    Tensor dx = Tensor::empty(input_shapes[0], g.dtype(), g.device());
+    const bool on_cuda = g.device().is_cuda();
+    const auto backward = mode_ == Mode::Nearest
+                              ? (on_cuda ? &cuda::upsample_nearest2d_backward : &cpu::upsample_nearest2d_backward)
+                              : (on_cuda ? &cuda::upsample_bilinear2d_backward : &cpu::upsample_bilinear2d_backward);
+    backward(g, u_, dx);
     return {dx};
   }
 
@@ -35,7 +39,6 @@ class UpsampleBackward final : public autograd::Node {
 void check_input(const char* op, const Tensor& input) {
   ops::check_defined(op, input);
   ops::check_floating(op, input);
-  ops::require_cpu(op, {&input});
   PNEUMA_CHECK(input.dim() == 4, op, ": expected a 4-d [N, C, H, W] input, got ", input.str());
   PNEUMA_CHECK(input.size(1) > 0 && input.size(2) > 0 && input.size(3) > 0, op,
                ": expected non-zero channels, height and width, got input ", input.str());
@@ -45,6 +48,7 @@ void check_input(const char* op, const Tensor& input) {
 Tensor upsample(Mode mode, const Tensor& input, std::array<int64_t, 2> size, bool align_corners,
                 std::array<double, 2> scales) {
   const char* op = op_name(mode);
+  profiler::Scope profile_scope("upsample", op);
   check_input(op, input);
   PNEUMA_CHECK(size[0] > 0 && size[1] > 0, op, ": output size must be positive, got [", size[0], ", ", size[1],
                "] for input ", input.str());
@@ -58,9 +62,12 @@ Tensor upsample(Mode mode, const Tensor& input, std::array<int64_t, 2> size, boo
   u.scale_h = scales[0];
   u.scale_w = scales[1];
   const Tensor x = input.detach().contiguous();
-  Tensor y = Tensor::empty({input.size(0), input.size(1), u.oh, u.ow}, input.dtype());
-  if (mode == Mode::Nearest) cpu::upsample_nearest2d_forward(x, u, y);
-  else cpu::upsample_bilinear2d_forward(x, u, y);
+  Tensor y = Tensor::empty({input.size(0), input.size(1), u.oh, u.ow}, input.dtype(), input.device());
+  const bool on_cuda = x.device().is_cuda();
+  const auto forward = mode == Mode::Nearest
+                           ? (on_cuda ? &cuda::upsample_nearest2d_forward : &cpu::upsample_nearest2d_forward)
+                           : (on_cuda ? &cuda::upsample_bilinear2d_forward : &cpu::upsample_bilinear2d_forward);
+  forward(x, u, y);
   if (autograd::needs_grad({&input})) autograd::record(std::make_shared<UpsampleBackward>(mode, u), {input}, y);
   return y;
 }

@@ -8,6 +8,7 @@
 #include "engine/cpu/copy.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/elementwise/elementwise.h"
+#include "engine/ops/elementwise/elementwise_cuda.h"
 
 #ifdef PNEUMA_WITH_CUDA
 #include "engine/cuda/device_memory.h"
@@ -16,6 +17,12 @@
 namespace pneuma {
 
 namespace {
+
+// dst = src (converted to dst's dtype) on the device both live on.
+void copy_on_device(const Tensor& src, const Tensor& dst) {
+  if (src.device().is_cuda()) cuda::copy_strided(src, dst);
+  else cpu::copy_strided(src, dst);
+}
 
 class ReshapeBackward final : public autograd::Node {
  public:
@@ -58,8 +65,7 @@ class SliceBackward final : public autograd::Node {
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor dx = Tensor::zeros(input_shapes[0], g.dtype(), g.device());
     Tensor region = select_ ? dx.select(dim_, start_) : dx.slice(dim_, start_, end_, step_);
-    ops::require_cpu(name(), {&g});
-    cpu::copy_strided(g, region);
+    copy_on_device(g, region);
     return {dx};
   }
 
@@ -265,16 +271,14 @@ Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
 Tensor Tensor::clone() const {
   Tensor out = Tensor::empty(shape(), dtype(), device());
-  ops::require_cpu("clone", {this});
-  cpu::copy_strided(*this, out);
+  copy_on_device(*this, out);
   return with_history(*this, out, std::make_shared<IdentityBackward>("clone"));
 }
 
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
-  ops::require_cpu("to(dtype)", {this});
   Tensor out = Tensor::empty(shape(), target, device());
-  cpu::copy_strided(*this, out);
+  copy_on_device(*this, out);
   if (is_floating(target) && is_floating(dtype()))
     return with_history(*this, out, std::make_shared<ConvertBackward>(dtype(), device()));
   return out;

@@ -1,0 +1,167 @@
+// 2-d nearest and bilinear upsampling over contiguous [planes, h, w] data.
+//
+// Forward: one thread per output element, with the source taps of
+// engine/ops/upsample/upsample_math.cuh (PyTorch's index arithmetic) and the CPU loops' order of
+// operations. Backward: one thread per input element gathers, in increasing output order, the
+// contributions the CPU loops scatter in that order; the outputs that read an input row or column
+// are found by binary search (source taps never decrease along an axis). Results are the CPU
+// reference's bit for bit, and no atomics are needed.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "../elementwise/elementwise.cuh"
+#include "../portable.cuh"
+#include "engine/ops/upsample/upsample_math.cuh"
+
+namespace pneuma::kern {
+
+// The problem as kernel arguments (engine/ops/upsample/upsample_cpu.h's Upsample2d).
+struct UpsampleGeometry {
+    std::int64_t planes = 0, ih = 0, iw = 0, oh = 0, ow = 0;
+    bool align_corners = false;
+    double scale_h = 0, scale_w = 0;
+};
+
+// One axis of a bilinear problem: its taps are a function of the output position.
+template <class T>
+struct LinearAxis {
+    std::int64_t in, out;
+    bool align_corners;
+    T scale;
+    PNEUMA_HD LinearTaps<T> at(std::int64_t o) const { return linear_taps<T>(o, in, out, align_corners, scale); }
+};
+
+// The first output position in [0, out) whose key is >= target, for a key that never decreases.
+template <class Key>
+PNEUMA_HD std::int64_t first_output_at_least(std::int64_t out, std::int64_t target, const Key& key) {
+    std::int64_t low = 0, high = out;
+    while (low < high) {
+        const std::int64_t middle = low + (high - low) / 2;
+        if (key(middle) >= target) high = middle;
+        else low = middle + 1;
+    }
+    return low;
+}
+
+struct NearestKey {
+    std::int64_t in, out;
+    double scale;
+    PNEUMA_HD std::int64_t operator()(std::int64_t o) const { return nearest_source_index(o, in, out, scale); }
+};
+
+template <class T>
+struct TapKey {  // the first (second) tap of output o
+    LinearAxis<T> axis;
+    bool second;
+    PNEUMA_HD std::int64_t operator()(std::int64_t o) const {
+        const LinearTaps<T> t = axis.at(o);
+        return second ? t.i1 : t.i0;
+    }
+};
+
+inline namespace PNEUMA_KERNEL_ABI {
+
+template <class T>
+__global__ void upsample_nearest2d_forward_kernel(const T* x, T* y, UpsampleGeometry u) {
+    const std::int64_t outputs = u.oh * u.ow, n = u.planes * outputs;
+    for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
+        const std::int64_t plane = i / outputs, oh = (i % outputs) / u.ow, ow = i % u.ow;
+        const std::int64_t h = nearest_source_index(oh, u.ih, u.oh, u.scale_h);
+        const std::int64_t w = nearest_source_index(ow, u.iw, u.ow, u.scale_w);
+        y[i] = x[(plane * u.ih + h) * u.iw + w];
+    }
+}
+
+template <class T>
+__global__ void upsample_nearest2d_backward_kernel(const T* g, T* dx, UpsampleGeometry u) {
+    const std::int64_t inputs = u.ih * u.iw, n = u.planes * inputs;
+    const NearestKey rows{u.ih, u.oh, u.scale_h}, cols{u.iw, u.ow, u.scale_w};
+    for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
+        const std::int64_t plane = i / inputs, h = (i % inputs) / u.iw, w = i % u.iw;
+        const T* gp = g + plane * u.oh * u.ow;
+        const std::int64_t oh0 = first_output_at_least(u.oh, h, rows), oh1 = first_output_at_least(u.oh, h + 1, rows);
+        const std::int64_t ow0 = first_output_at_least(u.ow, w, cols), ow1 = first_output_at_least(u.ow, w + 1, cols);
+        T sum = 0;
+        for (std::int64_t oh = oh0; oh < oh1; ++oh) {
+            for (std::int64_t ow = ow0; ow < ow1; ++ow) sum += gp[oh * u.ow + ow];
+        }
+        dx[i] = sum;
+    }
+}
+
+template <class T>
+__global__ void upsample_bilinear2d_forward_kernel(const T* x, T* y, UpsampleGeometry u) {
+    const std::int64_t outputs = u.oh * u.ow, n = u.planes * outputs;
+    const LinearAxis<T> rows{u.ih, u.oh, u.align_corners, area_pixel_scale<T>(u.ih, u.oh, u.align_corners, u.scale_h)};
+    const LinearAxis<T> cols{u.iw, u.ow, u.align_corners, area_pixel_scale<T>(u.iw, u.ow, u.align_corners, u.scale_w)};
+    for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
+        const std::int64_t plane = i / outputs, oh = (i % outputs) / u.ow, ow = i % u.ow;
+        const LinearTaps<T> h = rows.at(oh), w = cols.at(ow);
+        const T* r0 = x + (plane * u.ih + h.i0) * u.iw;
+        const T* r1 = x + (plane * u.ih + h.i1) * u.iw;
+        // Rows first, then columns: PyTorch's order of operations.
+        y[i] = (r0[w.i0] * w.l0 + r0[w.i1] * w.l1) * h.l0 + (r1[w.i0] * w.l0 + r1[w.i1] * w.l1) * h.l1;
+    }
+}
+
+template <class T>
+__global__ void upsample_bilinear2d_backward_kernel(const T* g, T* dx, UpsampleGeometry u) {
+    const std::int64_t inputs = u.ih * u.iw, n = u.planes * inputs;
+    const LinearAxis<T> rows{u.ih, u.oh, u.align_corners, area_pixel_scale<T>(u.ih, u.oh, u.align_corners, u.scale_h)};
+    const LinearAxis<T> cols{u.iw, u.ow, u.align_corners, area_pixel_scale<T>(u.iw, u.ow, u.align_corners, u.scale_w)};
+    for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
+        const std::int64_t plane = i / inputs, h = (i % inputs) / u.iw, w = i % u.iw;
+        const T* gp = g + plane * u.oh * u.ow;
+        // Outputs with a tap on row h: from the first whose second tap reaches h to the last whose
+        // first tap does not pass it.
+        const std::int64_t oh0 = first_output_at_least(u.oh, h, TapKey<T>{rows, true});
+        const std::int64_t oh1 = first_output_at_least(u.oh, h + 1, TapKey<T>{rows, false});
+        const std::int64_t ow0 = first_output_at_least(u.ow, w, TapKey<T>{cols, true});
+        const std::int64_t ow1 = first_output_at_least(u.ow, w + 1, TapKey<T>{cols, false});
+        T sum = 0;
+        for (std::int64_t oh = oh0; oh < oh1; ++oh) {
+            const LinearTaps<T> ht = rows.at(oh);
+            for (std::int64_t ow = ow0; ow < ow1; ++ow) {
+                const LinearTaps<T> wt = cols.at(ow);
+                const T v = gp[oh * u.ow + ow];
+                // The CPU loop's four scatters of this output, in its order.
+                if (ht.i0 == h && wt.i0 == w) sum += ht.l0 * wt.l0 * v;
+                if (ht.i0 == h && wt.i1 == w) sum += ht.l0 * wt.l1 * v;
+                if (ht.i1 == h && wt.i0 == w) sum += ht.l1 * wt.l0 * v;
+                if (ht.i1 == h && wt.i1 == w) sum += ht.l1 * wt.l1 * v;
+            }
+        }
+        dx[i] = sum;
+    }
+}
+
+inline void check_upsample_geometry(const char* launcher, const UpsampleGeometry& u) {
+    if (u.planes < 0 || u.ih < 0 || u.iw < 0 || u.oh < 0 || u.ow < 0) {
+        throw std::invalid_argument(std::string(launcher) + ": negative size in the upsampling geometry");
+    }
+}
+
+template <class T>
+void launch_upsample2d_forward(bool bilinear, const T* x, T* y, const UpsampleGeometry& u, Stream stream) {
+    check_upsample_geometry("launch_upsample2d_forward", u);
+    const std::int64_t n = u.planes * u.oh * u.ow;
+    if (n == 0) return;
+    auto kernel = bilinear ? &upsample_bilinear2d_forward_kernel<T> : &upsample_nearest2d_forward_kernel<T>;
+    PNEUMA_LAUNCH(kernel, elementwise_blocks(n), kElementwiseThreads, 0, stream, x, y, u);
+}
+
+template <class T>
+void launch_upsample2d_backward(bool bilinear, const T* g, T* dx, const UpsampleGeometry& u, Stream stream) {
+    check_upsample_geometry("launch_upsample2d_backward", u);
+    const std::int64_t n = u.planes * u.ih * u.iw;
+    if (n == 0) return;
+    auto kernel = bilinear ? &upsample_bilinear2d_backward_kernel<T> : &upsample_nearest2d_backward_kernel<T>;
+    PNEUMA_LAUNCH(kernel, elementwise_blocks(n), kElementwiseThreads, 0, stream, g, dx, u);
+}
+
+}  // inline namespace PNEUMA_KERNEL_ABI
+
+}  // namespace pneuma::kern
