@@ -238,7 +238,8 @@ data::Manifest select(const data::Manifest& all, const std::vector<int64_t>& fol
 
 std::vector<int64_t> domain_ids(const data::Manifest& m) {
   std::vector<int64_t> ids;
-  for (const data::Record& r : m.records) ids.push_back(r.domain == kPediatric ? kDomainIds.pediatric : kDomainIds.adult);
+  for (const data::Record& r : m.records)
+    ids.push_back(r.domain == kPediatric ? kDomainIds.pediatric : kDomainIds.adult);
   return ids;
 }
 
@@ -545,6 +546,16 @@ int run(const Options& o) {
   if (!o.init.empty()) check_init_weights(o);
   const data::Manifest all = open_data(o);
   const std::vector<int64_t> folds = fold_of_records(all, o);
+  std::vector<int64_t> fold_list;
+  for (int64_t k = 0; k < o.folds; ++k)
+    if (o.fold < 0 || o.fold == k) fold_list.push_back(k);
+  // Every fold's sets checked before the first one trains, not hours later.
+  for (int64_t k : fold_list) {
+    const std::string fold_name = "fold " + std::to_string(k);
+    require_groups(select(all, folds, k, /*in_fold=*/false), fold_name + " training set");
+    require_groups(select(all, folds, k, /*in_fold=*/true),
+                   fold_name + " validation set (too few patients for --folds " + std::to_string(o.folds) + "?)");
+  }
   const auto counts = group_counts(all);
   std::fprintf(stderr,
                "pneuma-train-3branch: %lld images (pediatric: %lld normal, %lld pneumonia; adult: %lld normal, "
@@ -555,9 +566,6 @@ int run(const Options& o) {
 
   fs::create_directories(o.out);
   train::MetricsLog results((fs::path(o.out) / "results.jsonl").string());
-  std::vector<int64_t> fold_list;
-  for (int64_t k = 0; k < o.folds; ++k)
-    if (o.fold < 0 || o.fold == k) fold_list.push_back(k);
 
   const bool several = !o.ablations.empty();
   std::vector<Row> rows;
