@@ -32,7 +32,7 @@ PNEUMA_ELEMENTWISE_HD T unary_forward(T x, const UnaryParams& p) {
   else if constexpr (OP == UnaryOp::Log) return log(x);
   else if constexpr (OP == UnaryOp::Sqrt) return sqrt(x);
   else if constexpr (OP == UnaryOp::Abs) return abs(x);
-  else if constexpr (OP == UnaryOp::Relu) return x > T(0) ? x : T(0);
+  else if constexpr (OP == UnaryOp::Relu) return x < T(0) ? T(0) : x;  // NaN and -0 pass through, as torch.relu
   else if constexpr (OP == UnaryOp::Sigmoid) return T(1) / (T(1) + exp(-x));
   else if constexpr (OP == UnaryOp::Tanh) return tanh(x);
   else if constexpr (OP == UnaryOp::LeakyRelu) return x > T(0) ? x : x * T(p.a);
@@ -69,7 +69,7 @@ PNEUMA_ELEMENTWISE_HD T unary_backward(T x, T y, T g, const UnaryParams& p) {
   else if constexpr (OP == UnaryOp::Log) return g / x;
   else if constexpr (OP == UnaryOp::Sqrt) return g / (T(2) * y);
   else if constexpr (OP == UnaryOp::Abs) return x > T(0) ? g : (x < T(0) ? -g : T(0));
-  else if constexpr (OP == UnaryOp::Relu) return y > T(0) ? g : T(0);
+  else if constexpr (OP == UnaryOp::Relu) return y <= T(0) ? T(0) : g;  // torch threshold_backward: NaN keeps its gradient
   else if constexpr (OP == UnaryOp::Sigmoid) return g * y * (T(1) - y);
   else if constexpr (OP == UnaryOp::Tanh) return g * (T(1) - y * y);
   else if constexpr (OP == UnaryOp::LeakyRelu) return x > T(0) ? g : g * T(p.a);

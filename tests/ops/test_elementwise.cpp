@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "tests/support/gradcheck.h"
 
 using namespace pneuma;
@@ -70,6 +73,23 @@ TEST_CASE("elementwise values match closed forms - float32 and float64") {
     CHECK(c.shape() == Shape{2, 4});
     CHECK(c.to_vector() == std::vector<double>{-1, 0.5, 1, 2.5, 0, 1.5, 2, 3.5});
     CHECK(gt(a, 0.0).to_vector() == std::vector<double>{0, 0, 0, 1});
+  }
+}
+
+TEST_CASE("relu lets NaN and -0 through and keeps NaN's gradient - as torch.relu") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (const DType dtype : {DType::Float32, DType::Float64}) {
+    Tensor x = Tensor::from_vector({nan, -0.0, -1.0, 2.0}, {4}, dtype);
+    x.set_requires_grad(true);
+    const Tensor y = relu(x);
+    const std::vector<double> v = y.to_vector();
+    CHECK(std::isnan(v[0]));
+    CHECK(v[1] == 0.0);
+    CHECK(std::signbit(v[1]));
+    CHECK(v[2] == 0.0);
+    CHECK(v[3] == 2.0);
+    y.backward(Tensor::ones({4}, dtype));
+    CHECK(x.grad().to_vector() == std::vector<double>{1, 0, 0, 1});
   }
 }
 
