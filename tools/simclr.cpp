@@ -182,16 +182,11 @@ int run(const CLI::App& app, Options o) {
   // plateau follows the training loss: there is no validation metric
   train::LrScheduler scheduler(*optimizer, tools::scheduler_options(o.optimization, "min"), o.epochs);
 
-  int64_t start_epoch = 0;
-  if (resuming) {
-    start_epoch = train::load_train_state(o.out, *model, *optimizer, &scheduler, nullptr).epoch;
-    std::fprintf(stderr, "pneuma-simclr: resuming %s after epoch %lld\n", o.out.c_str(),
-                 static_cast<long long>(start_epoch));
-    tools::truncate_metrics_log((fs::path(o.out) / kMetricsFile).string(), start_epoch);
-  } else {
-    fs::create_directories(o.out);
-  }
-  train::MetricsLog log((fs::path(o.out) / kMetricsFile).string(), /*echo_stdout=*/true, /*append=*/resuming);
+  const std::string metrics_path = (fs::path(o.out) / kMetricsFile).string();
+  const int64_t start_epoch =
+      tools::resume_or_start("pneuma-simclr", o.out, resuming, *model, *optimizer, &scheduler, nullptr,
+                             metrics_path);
+  train::MetricsLog log(metrics_path, /*echo_stdout=*/true, /*append=*/resuming);
 
   const data::Pipeline view = data::Pipeline::simclr(o.img_size);
   io::Metadata backbone_meta = train::checkpoint_metadata(o.model, 0, o.img_size, view.normalization(), 0);

@@ -269,16 +269,11 @@ int run(const CLI::App& app, Options o) {
   // Tracks the best validation AUROC in every run; stops only with --early-stop > 0.
   train::EarlyStopping early_stopping(o.early_stop, /*maximize=*/true);
 
-  int64_t start_epoch = 0;
-  if (resuming) {
-    start_epoch = train::load_train_state(o.out, *model, *optimizer, &scheduler, &early_stopping).epoch;
-    std::fprintf(stderr, "pneuma-train: resuming %s after epoch %lld\n", o.out.c_str(),
-                 static_cast<long long>(start_epoch));
-    tools::truncate_metrics_log((fs::path(o.out) / kMetricsFile).string(), start_epoch);
-  } else {
-    fs::create_directories(o.out);
-  }
-  train::MetricsLog log((fs::path(o.out) / kMetricsFile).string(), /*echo_stdout=*/true, /*append=*/resuming);
+  const std::string metrics_path = (fs::path(o.out) / kMetricsFile).string();
+  const int64_t start_epoch =
+      tools::resume_or_start("pneuma-train", o.out, resuming, *model, *optimizer, &scheduler, &early_stopping,
+                             metrics_path);
+  train::MetricsLog log(metrics_path, /*echo_stdout=*/true, /*append=*/resuming);
 
   const data::Pipeline eval_pipeline = data::Pipeline::eval(o.img_size);
   io::Metadata meta = train::checkpoint_metadata(o.model, outputs, o.img_size, eval_pipeline.normalization(), 0);

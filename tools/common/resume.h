@@ -5,6 +5,7 @@
 // threads, ...) may change. Also trims metrics.jsonl to the epochs the train state holds.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -67,6 +68,22 @@ inline void truncate_metrics_log(const std::string& path, int64_t epochs_done) {
   in.close();
   std::ofstream out(path, std::ios::trunc);
   for (const std::string& line : keep) out << line << '\n';
+}
+
+// The start of a training run in `dir`: when resuming, its train state is restored (said on
+// stderr) and its metrics log trimmed to the restored epochs; otherwise the folder is
+// created. Returns the number of epochs already done.
+inline int64_t resume_or_start(const char* tool, const std::string& dir, bool resuming, nn::Module& model,
+                               optim::Optimizer& optimizer, train::LrScheduler* scheduler,
+                               train::EarlyStopping* early_stopping, const std::string& metrics_path) {
+  if (!resuming) {
+    std::filesystem::create_directories(dir);
+    return 0;
+  }
+  const int64_t epochs_done = train::load_train_state(dir, model, optimizer, scheduler, early_stopping).epoch;
+  std::fprintf(stderr, "%s: resuming %s after epoch %lld\n", tool, dir.c_str(), static_cast<long long>(epochs_done));
+  truncate_metrics_log(metrics_path, epochs_done);
+  return epochs_done;
 }
 
 }  // namespace pneuma::tools
