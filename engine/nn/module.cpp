@@ -64,6 +64,22 @@ void Module::collect_modules(const std::string& prefix, std::vector<std::pair<st
   for (auto& [name, child] : children_) child->collect_modules(prefix.empty() ? name : prefix + "." + name, out);
 }
 
+Module& Module::to(const Device& device) {
+  NamedTensors all = named_parameters();
+  const NamedTensors buffers = named_buffers();
+  all.insert(all.end(), buffers.begin(), buffers.end());
+  for (const auto& [name, tensor] : all) {
+    if (tensor.device() == device) continue;
+    const Tensor moved = tensor.detach().contiguous().to(device);
+    TensorImpl& impl = tensor.impl();
+    impl.storage = moved.storage();
+    impl.offset = moved.offset();
+    impl.strides = moved.strides();
+    impl.grad.reset();
+  }
+  return *this;
+}
+
 void Module::zero_grad() {
   for (const Tensor& p : parameters()) p.set_grad(Tensor());
 }

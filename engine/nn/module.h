@@ -29,6 +29,10 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
   void zero_grad();
+  // Moves every parameter and buffer to `device` in place, as torch's Module.to(device): the
+  // tensors keep their identity (layers and optimizers built later see the moved data), only
+  // their storage changes; gradients are dropped. A no-op for tensors already there.
+  Module& to(const Device& device);
   // This module (named "") and every descendant, depth-first in registration order, as
   // torch's named_modules(): for per-layer settings such as keeping frozen BN in eval.
   std::vector<std::pair<std::string, Module*>> named_modules();
