@@ -8,7 +8,8 @@
 //   __syncthreads() __syncwarp(mask) __threadfence() __threadfence_block()
 //   __shfl_sync __shfl_up_sync __shfl_down_sync __shfl_xor_sync (mask, value, lane/delta/mask, width = 32)
 //   __ballot_sync __all_sync __any_sync
-//   atomicAdd (int, unsigned, unsigned long long, float, double), atomicMax/atomicMin (int, unsigned),
+//   atomicAdd (int, unsigned, unsigned long long, float, double), atomicMax (int, unsigned,
+//   unsigned long long), atomicMin (int, unsigned),
 //   atomicExch (int, unsigned, float), atomicCAS (int, unsigned, unsigned long long), __ldg
 //   __expf __logf (through pneuma::kern::fast_exp / fast_log)
 //
@@ -40,8 +41,7 @@
 
 #include <cuda_runtime.h>
 
-#include <stdexcept>
-#include <string>
+#include "engine/cuda/check.h"
 
 #define PNEUMA_HD __host__ __device__
 #define PNEUMA_DEVICE __device__ __forceinline__
@@ -53,13 +53,11 @@ using Stream = cudaStream_t;
 using ::dim3;
 using ::uint3;
 
-// Launch errors (bad configuration, too much shared memory) surface here, not at the next sync.
+// Launch errors (bad configuration, too much shared memory) surface here, not at the next sync, as
+// the pneuma::Error every other failed CUDA call throws (engine/cuda/check.h): file:line of the
+// launch, the kernel and CUDA's message.
 inline void check_launch(const char* kernel, const char* file, int line) {
-    const cudaError_t status = cudaGetLastError();
-    if (status != cudaSuccess) {
-        throw std::runtime_error(std::string(file) + ":" + std::to_string(line) + ": launch of " + kernel +
-                                 " failed: " + cudaGetErrorString(status));
-    }
+    ::pneuma::cuda::check_kernel_launch(kernel, file, line);
 }
 
 PNEUMA_DEVICE float fast_exp(float x) { return __expf(x); }
@@ -225,6 +223,10 @@ inline int atomicMax(int* address, int value) {
 }
 inline unsigned atomicMax(unsigned* address, unsigned value) {
     return ::pneuma::emu::atomics::update(address, value, [](unsigned a, unsigned b) { return a > b ? a : b; });
+}
+inline unsigned long long atomicMax(unsigned long long* address, unsigned long long value) {
+    return ::pneuma::emu::atomics::update(address, value,
+                                          [](unsigned long long a, unsigned long long b) { return a > b ? a : b; });
 }
 inline int atomicMin(int* address, int value) {
     return ::pneuma::emu::atomics::update(address, value, [](int a, int b) { return a < b ? a : b; });

@@ -9,6 +9,7 @@
 #include "engine/ops/elementwise/elementwise_cuda.h"
 #include "engine/ops/index/index_cuda.h"
 #include "engine/ops/linalg/linalg_cuda.h"
+#include "engine/ops/loss/loss_cuda.h"
 #include "engine/ops/norm/norm_cuda.h"
 #include "engine/ops/normalize/normalize_cuda.h"
 #include "engine/ops/pool/pool_cuda.h"
@@ -36,6 +37,12 @@ void binary_forward(kern::BinaryOp, const Tensor&, const Tensor&, const Tensor&)
 void copy_strided(const Tensor&, const Tensor&) { built_without_cuda("copy"); }
 
 void cat(const std::vector<Tensor>&, int64_t, const Tensor&) { built_without_cuda("cat"); }
+void index_select(const Tensor&, int64_t, const Tensor&, const Tensor&, bool) { built_without_cuda("index_select"); }
+void index_add(const Tensor&, int64_t, const Tensor&, const Tensor&, bool) { built_without_cuda("index_add"); }
+void gather(const Tensor&, int64_t, const Tensor&, const Tensor&, const char* op, bool) { built_without_cuda(op); }
+void scatter_add(const Tensor&, int64_t, const Tensor&, const Tensor&, const char* op, bool) {
+  built_without_cuda(op);
+}
 void where(const Tensor&, const Tensor&, const Tensor&, const Tensor&) { built_without_cuda("where"); }
 void masked_fill(const Tensor&, const Tensor&, double, const Tensor&) { built_without_cuda("masked_fill"); }
 
@@ -99,6 +106,58 @@ void upsample_bilinear2d_forward(const Tensor&, const cpu::Upsample2d&, const Te
 }
 void upsample_bilinear2d_backward(const Tensor&, const cpu::Upsample2d&, const Tensor&) {
   built_without_cuda("upsample_bilinear2d backward");
+}
+
+void binary_loss_forward(const cpu::BinaryLossConfig&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                         const Tensor&) {
+  built_without_cuda("binary loss");
+}
+void binary_loss_backward(const cpu::BinaryLossConfig&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                          const Tensor&, const Tensor&, const Tensor&) {
+  built_without_cuda("binary loss backward");
+}
+void class_loss_forward(const cpu::ClassLossConfig&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                        const Tensor&, const Tensor&) {
+  built_without_cuda("cross_entropy");
+}
+void class_loss_backward(const cpu::ClassLossConfig&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                         const Tensor&, const Tensor&, const Tensor&) {
+  built_without_cuda("cross_entropy backward");
+}
+void contrastive_embeddings_forward(const cpu::ContrastiveConfig&, const Tensor&, const Tensor&, const Tensor&,
+                                    const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  built_without_cuda("contrastive loss");
+}
+void contrastive_embeddings_backward(const cpu::ContrastiveConfig&, const Tensor&, const Tensor&, const Tensor&,
+                                     const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  built_without_cuda("contrastive loss backward");
+}
+void similarity_matrix(const Tensor&, const Tensor&) { built_without_cuda("contrastive loss backward"); }
+void cosine_embedding_forward(kern::losses::LossReduction, double, const Tensor&, const Tensor&, const Tensor&,
+                              const Tensor&) {
+  built_without_cuda("cosine_embedding_loss");
+}
+void cosine_embedding_backward(kern::losses::LossReduction, double, const Tensor&, const Tensor&, const Tensor&,
+                               const Tensor&, const Tensor&, const Tensor&) {
+  built_without_cuda("cosine_embedding_loss backward");
+}
+void class_means(const Tensor&, const Tensor&, const Tensor&, const Tensor&) { built_without_cuda("class means"); }
+void class_means_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  built_without_cuda("class means backward");
+}
+void embedding_loss_forward(const kern::losses::EmbeddingLossConfig&, const Tensor&, const Tensor&, const Tensor&) {
+  built_without_cuda("embedding loss");
+}
+void embedding_loss_backward(const kern::losses::EmbeddingLossConfig&, const Tensor&, const Tensor&, const Tensor&,
+                             const Tensor&) {
+  built_without_cuda("embedding loss backward");
+}
+void dice_forward(kern::losses::LossReduction, double, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  built_without_cuda("dice_loss");
+}
+void dice_backward(kern::losses::LossReduction, double, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                   const Tensor&, const Tensor&) {
+  built_without_cuda("dice_loss backward");
 }
 
 void softmax_forward(const Tensor&, int64_t, bool, const Tensor&) { built_without_cuda("softmax"); }

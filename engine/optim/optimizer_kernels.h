@@ -10,17 +10,40 @@
 #include "engine/core/tensor.h"
 #include "engine/optim/optimizer.h"
 #include "kernels/optim/fused_update.cuh"
+#if defined(__CUDACC__)
+#include "engine/cuda/pinned_memory.h"
+#endif
 
 namespace pneuma::kern {
 inline namespace PNEUMA_KERNEL_ABI {
 
-// The table on `device`, where the kernel reads it: a host-to-device copy on a GPU, the host
-// buffer itself for CPU tensors (the emulator). Freed when the returned tensor goes, which on a
-// GPU the stream orders after the kernel that reads it.
+// The table on `device`, where the kernel reads it: the host buffer itself for CPU tensors (the
+// emulator); on a GPU an asynchronous copy from page-locked memory, enqueued on the device's
+// stream ahead of the kernel. The table changes every step (zero_grad drops the gradients, so
+// their addresses do), and a plain Tensor::to(device) copy from pageable memory would wait for
+// every op queued so far each step; this copy waits for nothing. The pinned block goes back to
+// its cache (engine/cuda/pinned_memory.h) only once the copy has completed, and the device
+// table is freed when the returned tensor goes, which the stream orders after the kernel.
 template <class T>
 Tensor fused_table_on(const std::vector<FusedParameter<T>>& entries, Device device) {
   const size_t bytes = entries.size() * sizeof(FusedParameter<T>);
-  Tensor host = Tensor::empty({static_cast<int64_t>(bytes)}, DType::UInt8);
+  const Shape shape{static_cast<int64_t>(bytes)};
+#if defined(__CUDACC__)
+  if (device.is_cuda()) {
+    void* block = cuda::pinned_malloc(bytes);
+    std::memcpy(block, entries.data(), bytes);
+    Tensor table = Tensor::empty(shape, DType::UInt8, device);
+    try {
+      cuda::copy_to_device_async(table.raw_data(), device.index, block, bytes);
+    } catch (...) {
+      cuda::pinned_free(block);
+      throw;
+    }
+    cuda::pinned_free(block);
+    return table;
+  }
+#endif
+  Tensor host = Tensor::empty(shape, DType::UInt8);
   std::memcpy(host.raw_data(), entries.data(), bytes);
   return host.to(device);
 }

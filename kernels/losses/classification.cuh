@@ -39,6 +39,8 @@ PNEUMA_LOSS_HD BinaryTerms<T> binary_loss_terms(const BinaryLossParams<T>& p, T 
     return bce_with_logits_terms(x, t, pos_weight);
 }
 
+inline namespace PNEUMA_KERNEL_ABI {
+
 // weight and pos_weight: nullptr or n elements (already broadcast to the input's shape).
 // Reduction none writes out[i]; mean/sum write one partial sum per block to partials.
 template <class T>
@@ -113,6 +115,8 @@ void launch_binary_loss_backward(const BinaryLossParams<T>& p, const T* x, const
                   dim3(kElementBlockThreads), 0, stream, p, x, t, weight, pos_weight, n, grad_out, dx, dt);
 }
 
+}  // inline namespace PNEUMA_KERNEL_ABI
+
 // ================================================================================================
 // Class rows: cross-entropy with class indices, softmax focal
 
@@ -128,6 +132,8 @@ struct ClassLossParams {
 };
 
 inline constexpr std::int64_t kClassRowStats = 4;  // nll, smooth, weight, valid per row
+
+inline namespace PNEUMA_KERNEL_ABI {
 
 // One block per row (grid-stride over rows). weight: [classes] class weights (cross-entropy) or
 // alpha (focal), nullptr for ones. Writes lse[row], row_stats[row * 4 + (nll, smooth, weight,
@@ -263,6 +269,8 @@ void launch_class_loss_backward(const ClassLossParams<T>& p, const T* x, const s
                   stream, p, x, target, weight, lse, totals, grad_out, dx);
 }
 
+}  // inline namespace PNEUMA_KERNEL_ABI
+
 // ================================================================================================
 // Cosine embedding loss: rows of a and b ([n, d]) with targets [n]
 
@@ -270,6 +278,8 @@ template <class T>
 struct CosineRowSums {
     T dot, sq1, sq2;
 };
+
+inline namespace PNEUMA_KERNEL_ABI {
 
 template <class T>
 PNEUMA_DEVICE CosineRowSums<T> cosine_row_sums(const T* a, const T* b, std::int64_t d) {
@@ -352,5 +362,7 @@ void launch_cosine_embedding_backward(LossReduction reduction, T margin, const T
     PNEUMA_LAUNCH(cosine_embedding_backward_kernel<T>, dim3(row_grid(n)), dim3(row_block_threads(d)), 0, stream,
                   reduction, margin, a, b, target, n, d, grad_out, da, db);
 }
+
+}  // inline namespace PNEUMA_KERNEL_ABI
 
 }  // namespace pneuma::kern::losses

@@ -32,6 +32,8 @@ struct ContrastiveParams {
     T scale;  // MeanOverAnchorsWithPositives only (SupCon's tau / base_tau)
 };
 
+inline namespace PNEUMA_KERNEL_ABI {
+
 // lse, positives, row_loss: [M] each.
 template <class T>
 __global__ void contrastive_forward_kernel(ContrastiveParams<T> p, const T* s, const std::int64_t* groups, T* lse,
@@ -146,5 +148,7 @@ void launch_contrastive_backward(const ContrastiveParams<T>& p, const T* s, cons
     PNEUMA_LAUNCH(contrastive_backward_kernel<T>, dim3(row_grid(p.anchors)), dim3(row_block_threads(p.anchors)), 0,
                   stream, p, s, groups, lse, positives, totals, grad_out, symmetric, grad_s);
 }
+
+}  // inline namespace PNEUMA_KERNEL_ABI
 
 }  // namespace pneuma::kern::losses

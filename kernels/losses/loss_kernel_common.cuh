@@ -39,6 +39,8 @@ inline void check_size(const char* launcher, const char* what, std::int64_t valu
     }
 }
 
+inline namespace PNEUMA_KERNEL_ABI {
+
 // Sum over k in [0, count) of values[k * stride + offset] by the whole block, in a fixed order for
 // a given block size (deterministic). Every thread of the block must call it.
 template <class T>
@@ -47,5 +49,7 @@ PNEUMA_DEVICE T block_strided_sum(const T* values, std::int64_t count, std::int6
     for (std::int64_t k = threadIdx.x; k < count; k += blockDim.x) local += values[k * stride + offset];
     return block_reduce_sum(local);
 }
+
+}  // inline namespace PNEUMA_KERNEL_ABI
 
 }  // namespace pneuma::kern::losses

@@ -351,4 +351,66 @@ PNEUMA_LOSS_HD T cosine_derivative(T own, T other, T inv_denominator, T cos_over
   return other * inv_denominator - own * cos_over_own_sq;
 }
 
+// ---- Three-branch class-wise embedding losses (Zunaed et al., Eq. 12-13), on per-class means
+
+// Similarity: sum over classes of (1 - cos(w_c, w_a)) + (1 - cos(w_c, w_p)); dissimilarity: over
+// ordered pairs of distinct classes present on the common path, cos(w_c^i, w_c^j) (hinged at 0).
+enum class EmbeddingLossKind : int { Similarity = 0, Dissimilarity = 1 };
+
+// Which loss, and the dissimilarity's options (hinge at 0; reduction mean over the ordered pairs or sum).
+struct EmbeddingLossConfig {
+  EmbeddingLossKind kind = EmbeddingLossKind::Similarity;
+  LossReduction reduction = LossReduction::Mean;
+  bool hinge = true;
+};
+
+// The similarity loss's paths, in this order in its means [3, C, d] and counts [3, C].
+inline constexpr std::int64_t kSimilarityPaths = 3;  // common, adult, pediatric
+
+inline constexpr double kClassMeanNormEps = 1e-12;  // normalize(z, 2, 1, 1e-12) of each embedding
+inline constexpr double kClassCosineEps = 1e-8;     // F.cosine_similarity's eps, on each mean's norm
+
+// max(0, cos) that keeps a NaN, as clamp does; cos itself without the hinge.
+template <class T>
+PNEUMA_LOSS_HD T dissimilarity_value(T cos, bool hinge) {
+  return hinge && cos < T(0) ? T(0) : cos;
+}
+
+// d/dcos of dissimilarity_value: clamp's backward passes the gradient where cos >= min.
+template <class T>
+PNEUMA_LOSS_HD T dissimilarity_dcos(T cos, bool hinge) {
+  return !hinge || cos >= T(0) ? T(1) : T(0);
+}
+
+// ---- Soft Dice on probabilities p = sigmoid(x) against targets t, one sample
+
+// The sums a sample's loss and gradient need: I = sum p t, P = sum p, T = sum t, in this order.
+inline constexpr std::int64_t kDiceSums = 3;
+
+// 1 - (2 I + smooth) / (P + T + smooth).
+template <class T>
+PNEUMA_LOSS_HD T dice_value(T intersection, T prob_sum, T target_sum, T smooth) {
+  return T(1) - (T(2) * intersection + smooth) / (prob_sum + target_sum + smooth);
+}
+
+// With ratio = (2 I + smooth) / D and D = P + T + smooth: d(dice)/dp_k = (ratio - 2 t_k) / D and
+// d(dice)/dt_k = (ratio - 2 p_k) / D. These are the sample's two factors.
+template <class T>
+struct DiceFactors {
+  T ratio;
+  T inv_denominator;
+};
+
+template <class T>
+PNEUMA_LOSS_HD DiceFactors<T> dice_factors(T intersection, T prob_sum, T target_sum, T smooth) {
+  const T denominator = prob_sum + target_sum + smooth;
+  return {(T(2) * intersection + smooth) / denominator, T(1) / denominator};
+}
+
+// d(dice)/dp_k given the other factor of the product p_k t_k (t_k; p_k for d/dt_k).
+template <class T>
+PNEUMA_LOSS_HD T dice_derivative(T other, const DiceFactors<T>& f) {
+  return (f.ratio - T(2) * other) * f.inv_denominator;
+}
+
 }  // namespace pneuma::kern::losses

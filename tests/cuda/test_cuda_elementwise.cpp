@@ -142,7 +142,7 @@ TEST_CASE("parity cuda max - min - amax and amin") {
   check_cuda_parity([](const auto& t) { return min(t[0]); }, {x});
   check_cuda_parity([](const auto& t) { return amax(t[0], {1}); }, {x});
   check_cuda_parity([](const auto& t) { return amin(t[0], {0}, true); }, {x});
-  // The dim forms' values and indices; their backward needs scatter_add, which has no CUDA path.
+  // The dim forms' values and indices (their backward: "parity cuda max and min along a dim").
   const auto [values, indices] = max(x.to(Device::cuda()), 1);
   const auto [cpu_values, cpu_indices] = max(x, 1);
   CHECK(values.to_vector() == cpu_values.to_vector());

@@ -16,10 +16,14 @@ TEST_SUITE("cuda") {
     CHECK(x.transpose(0, 1).to(Device::cuda()).to(Device::cpu()).to_vector() == x.transpose(0, 1).contiguous().to_vector());
   }
 
-  TEST_CASE("ops without a CUDA implementation refuse CUDA tensors by name") {
+  // Every op now has a CUDA path (losses included); what a CUDA kernel cannot compute it refuses
+  // by name and dtype, with no implicit CPU fallback.
+  TEST_CASE("CUDA ops refuse a dtype they cannot compute by name") {
     PNEUMA_REQUIRE_GPU();
-    const Tensor x = Tensor::ones({4}, DType::Float32, Device::cuda());
+    const Tensor x = Tensor::zeros({4}, DType::Float16, Device::cuda());
     const Tensor index = Tensor::from_indices({0, 2}, {2}).to(Device::cuda());
-    CHECK_THROWS_WITH_AS(gather(x, 0, index), doctest::Contains("gather: no CUDA implementation"), Error);
+    CHECK_THROWS_WITH_AS(gather(x, 0, index), doctest::Contains("gather (CUDA): unsupported dtype float16"), Error);
+    CHECK_THROWS_WITH_AS(index_select(x, 0, index), doctest::Contains("index_select (CUDA): unsupported dtype float16"),
+                         Error);
   }
 }

@@ -48,3 +48,14 @@ TEST_CASE("clip_grad_norm: clipped gradients have the requested norm - no gradie
   CHECK(train::clip_grad_norm({q}, 1.0) == 0.0);
   CHECK_THROWS_AS(train::clip_grad_norm({p}, 1.0, 0.0), Error);
 }
+
+TEST_CASE("clip_grad_norm: a NaN gradient makes the inf-norm NaN wherever it is - gradients stay unscaled") {
+  // torch.linalg.vector_norm(ord=inf) propagates NaN; a maximum that dropped a NaN found after a
+  // larger value would report a finite norm and clip.
+  Tensor p = Tensor::zeros({3}).set_requires_grad(true);
+  p.set_grad(Tensor::from_vector({5, std::nan(""), 1}, {3}));
+  CHECK(std::isnan(train::clip_grad_norm({p}, 1.0, std::numeric_limits<double>::infinity())));
+  const auto g = p.grad().to_vector();
+  CHECK(g[0] == 5.0);
+  CHECK(g[2] == 1.0);
+}

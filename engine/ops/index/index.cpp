@@ -5,6 +5,7 @@
 #include "engine/cpu/copy.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/elementwise/elementwise.h"
+#include "engine/ops/elementwise/elementwise_cuda.h"
 #include "engine/ops/index/index_cpu.h"
 #include "engine/ops/index/index_cuda.h"
 
@@ -57,9 +58,10 @@ class IndexSelectBackward final : public autograd::Node {
   IndexSelectBackward(int64_t dim, Tensor index) : dim_(dim), index_(std::move(index)) {}
   const char* name() const override { return "index_select"; }
   std::vector<Tensor> apply(const Tensor& g) override {
-    ops::require_cpu(name(), {&g});
     Tensor dx = Tensor::zeros(input_shapes[0], g.dtype(), g.device());
-    cpu::index_add(dx, dim_, index_, g);
+    // index_select's forward checked the indices.
+    if (dx.device().is_cuda()) cuda::index_add(dx, dim_, index_, g, /*check=*/false);
+    else cpu::index_add(dx, dim_, index_, g);
     return {dx};
   }
   void release_saved() override { index_ = Tensor(); }
@@ -69,11 +71,13 @@ class IndexSelectBackward final : public autograd::Node {
   Tensor index_;
 };
 
+// check: whether the indices still need checking on a CUDA device (the CPU loop always checks
+// them as it reads them; gather's backward reuses indices its forward checked).
 Tensor scatter_add_into(const Shape& shape, const Tensor& base, int64_t dim, const Tensor& index, const Tensor& src,
-                        const char* op) {
-  ops::require_cpu(op, {&src, &index});
+                        const char* op, bool check) {
   Tensor out = base.defined() ? base.detach().clone() : Tensor::zeros(shape, src.dtype(), src.device());
-  cpu::scatter_add(out, dim, index, src, op);
+  if (out.device().is_cuda()) cuda::scatter_add(out, dim, index, src, op, check);
+  else cpu::scatter_add(out, dim, index, src, op);
   return out;
 }
 
@@ -82,7 +86,7 @@ class GatherBackward final : public autograd::Node {
   GatherBackward(int64_t dim, Tensor index) : dim_(dim), index_(std::move(index)) {}
   const char* name() const override { return "gather"; }
   std::vector<Tensor> apply(const Tensor& g) override {
-    return {scatter_add_into(input_shapes[0], Tensor(), dim_, index_, g, "gather backward")};
+    return {scatter_add_into(input_shapes[0], Tensor(), dim_, index_, g, "gather backward", /*check=*/false)};
   }
   void release_saved() override { index_ = Tensor(); }
 
@@ -104,11 +108,11 @@ class ScatterAddBackward final : public autograd::Node {
         gsrc = picked;
       } else {
         // Elements of src outside index's extent were never added: zero gradient.
-        ops::require_cpu(name(), {&g});
         gsrc = Tensor::zeros(src_shape, g.dtype(), g.device());
         Tensor region = gsrc;
         for (int64_t d = 0; d < picked.dim(); ++d) region = region.slice(d, 0, picked.shape()[d]);
-        cpu::copy_strided(picked, region);
+        if (region.device().is_cuda()) cuda::copy_strided(picked, region);
+        else cpu::copy_strided(picked, region);
       }
     }
     return {next[0] ? g : Tensor(), Tensor(), gsrc};
@@ -225,13 +229,13 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   ops::check_defined(op, x);
   check_index_tensor(op, x, index);
   PNEUMA_CHECK(index.dim() <= 1, op, ": index must be 0-d or 1-d, got ", index.str());
-  ops::require_cpu(op, {&x, &index});
   const int64_t d = wrap_dim(dim, x.dim(), op);
   Shape shape = x.shape();
   if (x.dim() > 0) shape[d] = index.numel();
   else PNEUMA_CHECK(index.numel() == 1, op, ": a 0-d input takes exactly one index, got ", index.str());
   Tensor out = Tensor::empty(shape, x.dtype(), x.device());
-  cpu::index_select(x, d, index, out);
+  if (out.device().is_cuda()) cuda::index_select(x, d, index, out);
+  else cpu::index_select(x, d, index, out);
   if (autograd::needs_grad({&x}))
     autograd::record(std::make_shared<IndexSelectBackward>(d, autograd::save(index)), {x}, out);
   return out;
@@ -242,12 +246,12 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   profiler::Scope profile_scope("index", op);
   ops::check_defined(op, x);
   check_index_tensor(op, x, index);
-  ops::require_cpu(op, {&x, &index});
   const int64_t d = wrap_dim(dim, x.dim(), op);
   check_scatter_shapes(op, x, d, index, nullptr);
   const Tensor idx = x.dim() == 0 ? index.reshape({}) : index;
   Tensor out = Tensor::empty(idx.shape(), x.dtype(), x.device());
-  cpu::gather(x, d, idx, out, op);
+  if (out.device().is_cuda()) cuda::gather(x, d, idx, out, op);
+  else cpu::gather(x, d, idx, out, op);
   if (autograd::needs_grad({&x})) autograd::record(std::make_shared<GatherBackward>(d, autograd::save(idx)), {x}, out);
   return out;
 }
@@ -261,12 +265,11 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
   ops::check_same_device(op, x, src);
   ops::check_same_dtype(op, x, src);
   ops::check_floating(op, x);
-  ops::require_cpu(op, {&x, &index, &src});
   const int64_t d = wrap_dim(dim, x.dim(), op);
   PNEUMA_CHECK(src.dim() == index.dim(), op, ": src ", src.str(), " and index ", index.str(),
                " must have the same number of dimensions");
   check_scatter_shapes(op, x, d, index, &src);
-  Tensor out = scatter_add_into(x.shape(), x, d, index, src, op);
+  Tensor out = scatter_add_into(x.shape(), x, d, index, src, op, /*check=*/true);
   if (autograd::needs_grad({&x, &src}))
     autograd::record(std::make_shared<ScatterAddBackward>(d, autograd::save(index)), {x, index, src}, out);
   return out;

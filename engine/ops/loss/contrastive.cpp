@@ -2,7 +2,8 @@
 // embeddings that computes S = Z Z^T, the fused masked row softmax and loss, and in the backward
 // the symmetric gradient of S and one GEMM. The three losses differ only in which anchors are
 // positives of each other (a group id per row), in whether the embeddings are normalized first,
-// and in how the anchors' losses are averaged.
+// and in how the anchors' losses are averaged. On CUDA tensors S comes from cuBLAS and the rows
+// from the fused kernels (kernels/losses/contrastive.cuh); either way one N x N buffer is kept.
 #include <cmath>
 
 #include "engine/autograd/node.h"
@@ -12,6 +13,7 @@
 #include "engine/ops/loss/loss.h"
 #include "engine/ops/loss/loss_checks.h"
 #include "engine/ops/loss/loss_cpu.h"
+#include "engine/ops/loss/loss_cuda.h"
 #include "engine/ops/normalize/normalize.h"
 
 namespace pneuma {
@@ -20,43 +22,55 @@ namespace {
 
 using cpu::ContrastiveConfig;
 
+// The N x N buffer holds the row softmax on the CPU and S = Z Z^T on CUDA, where the kernels
+// recompute the softmax from S and the saved log-sum-exp (lse, undefined on the CPU).
 class ContrastiveBackward final : public autograd::Node {
  public:
-  ContrastiveBackward(const char* op, ContrastiveConfig config, Tensor z, Tensor probabilities, Tensor groups,
+  ContrastiveBackward(const char* op, ContrastiveConfig config, Tensor z, Tensor matrix, Tensor groups, Tensor lse,
                       Tensor positives, Tensor totals)
-      : op_(op), config_(config), z_(std::move(z)), probabilities_(std::move(probabilities)),
-        groups_(std::move(groups)), positives_(std::move(positives)), totals_(std::move(totals)) {}
+      : op_(op), config_(config), z_(std::move(z)), matrix_(std::move(matrix)), groups_(std::move(groups)),
+        lse_(std::move(lse)), positives_(std::move(positives)), totals_(std::move(totals)) {}
   const char* name() const override { return op_; }
   std::vector<Tensor> apply(const Tensor& g) override {
-    ops::require_cpu(name(), {&g});
-    Tensor dz = Tensor::empty(z_.shape(), z_.dtype());
-    cpu::contrastive_embeddings_backward(config_, z_, probabilities_, groups_, positives_, totals_, g, dz);
+    ops::check_same_device(name(), z_, g);
+    Tensor dz = Tensor::empty(z_.shape(), z_.dtype(), z_.device());
+    if (!z_.device().is_cuda()) {
+      cpu::contrastive_embeddings_backward(config_, z_, matrix_, groups_, positives_, totals_, g, dz);
+      return {dz};
+    }
+    // The kernel writes the gradient of S over S: a second backward (retain_graph) forms S again.
+    if (!matrix_holds_similarity_) cuda::similarity_matrix(z_, matrix_);
+    cuda::contrastive_embeddings_backward(config_, z_, matrix_, groups_, lse_, positives_, totals_, g, dz);
+    matrix_holds_similarity_ = false;
     return {dz};
   }
-  void release_saved() override { z_ = probabilities_ = groups_ = positives_ = totals_ = Tensor(); }
+  void release_saved() override { z_ = matrix_ = groups_ = lse_ = positives_ = totals_ = Tensor(); }
 
  private:
   const char* op_;
   ContrastiveConfig config_;
-  Tensor z_, probabilities_, groups_, positives_, totals_;
+  Tensor z_, matrix_, groups_, lse_, positives_, totals_;
+  bool matrix_holds_similarity_ = true;
 };
 
 // z: [M, d] embeddings as the loss sees them (already normalized where the loss normalizes).
 Tensor contrastive(const char* op, const Tensor& z, const Tensor& groups, ContrastiveConfig config) {
   const int64_t m = z.size(0);
+  const Device device = z.device();
   const Tensor zd = z.detach().contiguous();
-  const Tensor gd = groups.contiguous();
-  Tensor out = Tensor::empty({}, z.dtype());
-  // S = Z Z^T, overwritten by the forward with the row softmax: the one N x N buffer, kept for
-  // the backward.
-  Tensor probabilities = Tensor::empty({m, m}, z.dtype());
-  Tensor lse = Tensor::empty({m}, z.dtype());
-  Tensor positives = Tensor::empty({m}, z.dtype());
-  Tensor totals = Tensor::empty({2}, z.dtype());
-  cpu::contrastive_embeddings_forward(config, zd, gd, out, probabilities, lse, positives, totals);
+  const Tensor gd = groups.to(device).contiguous();
+  Tensor out = Tensor::empty({}, z.dtype(), device);
+  // S = Z Z^T, overwritten on the CPU by the forward with the row softmax: the one N x N buffer,
+  // kept for the backward.
+  Tensor matrix = Tensor::empty({m, m}, z.dtype(), device);
+  Tensor lse = Tensor::empty({m}, z.dtype(), device);
+  Tensor positives = Tensor::empty({m}, z.dtype(), device);
+  Tensor totals = Tensor::empty({2}, z.dtype(), device);
+  if (device.is_cuda()) cuda::contrastive_embeddings_forward(config, zd, gd, out, matrix, lse, positives, totals);
+  else cpu::contrastive_embeddings_forward(config, zd, gd, out, matrix, lse, positives, totals);
   if (autograd::needs_grad({&z}))
-    autograd::record(std::make_shared<ContrastiveBackward>(op, config, autograd::save(zd), probabilities, gd, positives,
-                                                           totals),
+    autograd::record(std::make_shared<ContrastiveBackward>(op, config, autograd::save(zd), matrix, gd,
+                                                           device.is_cuda() ? lse : Tensor(), positives, totals),
                      {z}, out);
   return out;
 }
@@ -90,6 +104,7 @@ Tensor nt_xent_loss(const Tensor& z1, const Tensor& z2, double temperature) {
   check_embeddings(op, z1, "z1");
   check_embeddings(op, z2, "z2");
   ops::check_same_dtype(op, z1, z2);
+  ops::check_loss_devices(op, z1, {&z2});
   PNEUMA_CHECK(z1.shape() == z2.shape(), op, ": the two views must have the same shape, got ", z1.str(), " and ",
                z2.str());
   return nt_xent_loss(cat({z1, z2}, 0), temperature);

@@ -1,5 +1,6 @@
 // Classification losses (BCE with logits, sigmoid focal, cross-entropy, softmax focal), cosine
-// embedding and soft Dice: argument checks, autograd nodes and dispatch.
+// embedding and soft Dice: argument checks, autograd nodes and dispatch (CPU loops in loss_cpu.h,
+// fused kernels for CUDA tensors in loss_cuda.h).
 #include "engine/ops/loss/loss.h"
 
 #include <cmath>
@@ -10,6 +11,7 @@
 #include "engine/ops/elementwise/elementwise.h"
 #include "engine/ops/loss/loss_checks.h"
 #include "engine/ops/loss/loss_cpu.h"
+#include "engine/ops/loss/loss_cuda.h"
 #include "engine/ops/reduce/reduce.h"
 #include "engine/ops/softmax/softmax.h"
 
@@ -45,7 +47,6 @@ kern::losses::LossReduction to_kernel(Reduction r) {
 void check_loss_input(const char* op, const Tensor& t, const char* what) {
   check_defined(op, t, what);
   PNEUMA_CHECK(is_floating(t.dtype()), op, ": ", what, " must be a float32 or float64 tensor, got ", t.str());
-  require_cpu(op, {&t});
 }
 
 void check_labels(const char* op, const Tensor& labels, int64_t batch, const Tensor& batch_tensor, const char* what) {
@@ -54,7 +55,7 @@ void check_labels(const char* op, const Tensor& labels, int64_t batch, const Ten
   PNEUMA_CHECK(labels.dim() == 1, op, ": ", what, " must be 1-d, got ", labels.str());
   PNEUMA_CHECK(labels.size(0) == batch, op, ": ", labels.size(0), " ", what, " for a batch of ", batch, " (",
                batch_tensor.str(), ")");
-  require_cpu(op, {&labels});
+  check_same_device(op, batch_tensor, labels);
 }
 
 void check_label_range(const char* op, const Tensor& labels, int64_t num_classes, const char* what) {
@@ -67,6 +68,11 @@ void check_label_range(const char* op, const Tensor& labels, int64_t num_classes
 void check_temperature(const char* op, double temperature, const char* what) {
   PNEUMA_CHECK(std::isfinite(temperature) && temperature > 0, op, ": ", what, " must be positive and finite, got ",
                temperature);
+}
+
+void check_loss_devices(const char* op, const Tensor& reference, std::initializer_list<const Tensor*> tensors) {
+  for (const Tensor* t : tensors)
+    if (t->defined()) check_same_device(op, reference, *t);
 }
 
 void reject_grad(const char* op, const Tensor& t, const char* what) {
@@ -114,6 +120,30 @@ class BinaryLossBackward final : public autograd::Node {
   Tensor unit_dx_, unit_dt_;
 };
 
+// On CUDA tensors the backward recomputes each element's terms from the inputs in one fused kernel
+// instead of keeping two input-sized buffers from the forward.
+class BinaryLossCudaBackward final : public autograd::Node {
+ public:
+  BinaryLossCudaBackward(BinaryLossConfig config, Tensor x, Tensor t, Tensor weight, Tensor pos_weight)
+      : config_(config), x_(std::move(x)), t_(std::move(t)), weight_(std::move(weight)),
+        pos_weight_(std::move(pos_weight)) {}
+  const char* name() const override {
+    return config_.kind == BinaryLossKind::SigmoidFocal ? "sigmoid_focal_loss" : "binary_cross_entropy_with_logits";
+  }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    ops::check_same_device(name(), x_, g);
+    const Tensor dx = next[0] ? Tensor::empty(x_.shape(), x_.dtype(), x_.device()) : Tensor();
+    const Tensor dt = next[1] ? Tensor::empty(x_.shape(), x_.dtype(), x_.device()) : Tensor();
+    cuda::binary_loss_backward(config_, x_, t_, weight_, pos_weight_, g, dx, dt);
+    return {dx, dt};
+  }
+  void release_saved() override { x_ = t_ = weight_ = pos_weight_ = Tensor(); }
+
+ private:
+  BinaryLossConfig config_;
+  Tensor x_, t_, weight_, pos_weight_;
+};
+
 // weight / pos_weight expanded to the input's shape, as dense arrays for the loops.
 Tensor dense_broadcast(const char* op, const Tensor& w, const Tensor& input, const char* what) {
   if (!w.defined()) return w;
@@ -132,14 +162,20 @@ Tensor binary_loss(const char* op, BinaryLossConfig config, const Tensor& input,
   PNEUMA_CHECK(target.shape() == input.shape(), op, ": target ", target.str(), " must have the input's shape (",
                input.str(), ")");
   ops::check_same_dtype(op, input, target);
+  ops::check_loss_devices(op, input, {&target, &weight, &pos_weight});
   ops::reject_grad(op, weight, "weight");
   ops::reject_grad(op, pos_weight, "pos_weight");
   const Tensor w = dense_broadcast(op, weight, input, "weight");
   const Tensor pw = dense_broadcast(op, pos_weight, input, "pos_weight");
   const Tensor x = input.detach().contiguous(), t = target.detach().contiguous();
   Tensor out = Tensor::empty(config.reduction == kern::losses::LossReduction::None ? input.shape() : Shape{},
-                             input.dtype());
+                             input.dtype(), input.device());
   const bool grad = autograd::needs_grad({&input, &target});
+  if (input.device().is_cuda()) {
+    cuda::binary_loss_forward(config, x, t, w, pw, out);
+    if (grad) autograd::record(std::make_shared<BinaryLossCudaBackward>(config, x, t, w, pw), {input, target}, out);
+    return out;
+  }
   const Tensor unit_dx = grad && input.requires_grad() ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
   const Tensor unit_dt = grad && target.requires_grad() ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
   cpu::binary_loss_forward(config, x, t, w, pw, out, unit_dx, unit_dt);
@@ -159,16 +195,18 @@ class ClassLossBackward final : public autograd::Node {
     return config_.kind == cpu::ClassLossKind::SoftmaxFocal ? "softmax_focal_loss" : "cross_entropy";
   }
   std::vector<Tensor> apply(const Tensor& g) override {
-    ops::require_cpu(name(), {&g});
-    Tensor dx = Tensor::empty(x_.shape(), x_.dtype());
-    cpu::class_loss_backward(config_, x_, target_, weight_, lse_, totals_, g, dx, probabilities_);
+    ops::check_same_device(name(), x_, g);
+    Tensor dx = Tensor::empty(x_.shape(), x_.dtype(), x_.device());
+    if (x_.device().is_cuda()) cuda::class_loss_backward(config_, x_, target_, weight_, lse_, totals_, g, dx);
+    else cpu::class_loss_backward(config_, x_, target_, weight_, lse_, totals_, g, dx, probabilities_);
     return {dx};
   }
   void release_saved() override { x_ = target_ = weight_ = lse_ = totals_ = probabilities_ = Tensor(); }
 
  private:
   ClassLossConfig config_;
-  // probabilities: the forward's softmax (x's layout), so the backward needs no exponentials.
+  // probabilities: the forward's softmax (x's layout), so the backward needs no exponentials; on
+  // CUDA undefined (the kernel recomputes it from lse).
   Tensor x_, target_, weight_, lse_, totals_, probabilities_;
 };
 
@@ -210,12 +248,18 @@ Tensor class_loss(const char* op, ClassLossConfig config, Reduction reduction, c
   }
   const Tensor x = input.detach().contiguous();
   const Tensor w = weight.defined() ? weight.detach().contiguous() : Tensor();
-  Tensor out = Tensor::empty(reduced_loss_shape(reduction, target.shape()), input.dtype());
-  Tensor lse = Tensor::empty({config.rows()}, input.dtype());
-  Tensor totals = Tensor::empty({4}, input.dtype());
+  const Device device = input.device();
+  Tensor out = Tensor::empty(reduced_loss_shape(reduction, target.shape()), input.dtype(), device);
+  Tensor lse = Tensor::empty({config.rows()}, input.dtype(), device);
+  Tensor totals = Tensor::empty({4}, input.dtype(), device);
   const bool grad = autograd::needs_grad({&input});
-  const Tensor probabilities = grad ? Tensor::empty(x.shape(), x.dtype()) : Tensor();
-  cpu::class_loss_forward(config, x, y, w, out, lse, totals, probabilities);
+  Tensor probabilities;
+  if (device.is_cuda()) {
+    cuda::class_loss_forward(config, x, y, w, out, lse, totals);
+  } else {
+    if (grad) probabilities = Tensor::empty(x.shape(), x.dtype());
+    cpu::class_loss_forward(config, x, y, w, out, lse, totals, probabilities);
+  }
   if (grad)
     autograd::record(std::make_shared<ClassLossBackward>(config, autograd::save(x), autograd::save(y),
                                                          autograd::save(w), lse, totals, probabilities),
@@ -259,10 +303,11 @@ class CosineEmbeddingBackward final : public autograd::Node {
       : reduction_(r), margin_(margin), a_(std::move(a)), b_(std::move(b)), t_(std::move(t)) {}
   const char* name() const override { return "cosine_embedding_loss"; }
   std::vector<Tensor> apply(const Tensor& g) override {
-    ops::require_cpu(name(), {&g});
-    Tensor da = next[0] ? Tensor::empty(a_.shape(), a_.dtype()) : Tensor();
-    Tensor db = next[1] ? Tensor::empty(b_.shape(), b_.dtype()) : Tensor();
-    cpu::cosine_embedding_backward(reduction_, margin_, a_, b_, t_, g.reshape({g.numel()}), da, db);
+    ops::check_same_device(name(), a_, g);
+    Tensor da = next[0] ? Tensor::empty(a_.shape(), a_.dtype(), a_.device()) : Tensor();
+    Tensor db = next[1] ? Tensor::empty(b_.shape(), b_.dtype(), b_.device()) : Tensor();
+    if (a_.device().is_cuda()) cuda::cosine_embedding_backward(reduction_, margin_, a_, b_, t_, g.reshape({g.numel()}), da, db);
+    else cpu::cosine_embedding_backward(reduction_, margin_, a_, b_, t_, g.reshape({g.numel()}), da, db);
     return {da.defined() ? da.reshape(input_shapes[0]) : da, db.defined() ? db.reshape(input_shapes[1]) : db};
   }
   void release_saved() override { a_ = b_ = t_ = Tensor(); }
@@ -272,6 +317,40 @@ class CosineEmbeddingBackward final : public autograd::Node {
   double margin_;
   Tensor a_, b_, t_;
 };
+
+// ---- soft Dice on CUDA tensors: the fused kernels (kernels/losses/dice.cuh)
+
+class DiceCudaBackward final : public autograd::Node {
+ public:
+  DiceCudaBackward(kern::losses::LossReduction r, double smooth, Tensor x, Tensor t, Tensor sums)
+      : reduction_(r), smooth_(smooth), x_(std::move(x)), t_(std::move(t)), sums_(std::move(sums)) {}
+  const char* name() const override { return "dice_loss"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    ops::check_same_device(name(), x_, g);
+    const Tensor dx = next[0] ? Tensor::empty(x_.shape(), x_.dtype(), x_.device()) : Tensor();
+    const Tensor dt = next[1] ? Tensor::empty(x_.shape(), x_.dtype(), x_.device()) : Tensor();
+    cuda::dice_backward(reduction_, smooth_, x_, t_, sums_, g, dx, dt);
+    return {dx, dt};
+  }
+  void release_saved() override { x_ = t_ = sums_ = Tensor(); }
+
+ private:
+  kern::losses::LossReduction reduction_;
+  double smooth_;
+  Tensor x_, t_, sums_;  // sums: per sample sum(p t), sum(p), sum(t)
+};
+
+Tensor dice_loss_cuda(const Tensor& input, const Tensor& target, double smooth, Reduction reduction) {
+  const Tensor x = input.detach().contiguous(), t = target.detach().contiguous();
+  const auto r = ops::to_kernel(reduction);
+  const int64_t samples = input.size(0);
+  Tensor out = Tensor::empty(reduction == Reduction::None ? Shape{samples} : Shape{}, input.dtype(), input.device());
+  Tensor sums = Tensor::empty({samples, kern::losses::kDiceSums}, input.dtype(), input.device());
+  cuda::dice_forward(r, smooth, x, t, out, sums);
+  if (autograd::needs_grad({&input, &target}))
+    autograd::record(std::make_shared<DiceCudaBackward>(r, smooth, x, t, sums), {input, target}, out);
+  return out;
+}
 
 }  // namespace
 
@@ -305,7 +384,7 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
   const char* op = "cross_entropy";
   ops::check_loss_input(op, input, "input");
   ops::check_defined(op, target, "target");
-  ops::require_cpu(op, {&target, &weight});
+  ops::check_loss_devices(op, input, {&target, &weight});
   PNEUMA_CHECK(label_smoothing >= 0 && label_smoothing <= 1, op, ": label_smoothing must be between 0.0 and 1.0, got ",
                label_smoothing);
   PNEUMA_CHECK(input.dim() >= 1, op, ": input must have a class dim, got ", input.str());
@@ -329,7 +408,7 @@ Tensor softmax_focal_loss(const Tensor& input, const Tensor& target, const Tenso
   profiler::Scope profile_scope("loss", op);
   ops::check_loss_input(op, input, "input");
   ops::check_defined(op, target, "target");
-  ops::require_cpu(op, {&target, &alpha});
+  ops::check_loss_devices(op, input, {&target, &alpha});
   PNEUMA_CHECK(target.dtype() == DType::Int64, op, ": target must hold int64 class indices, got ", target.str());
   PNEUMA_CHECK(std::isfinite(gamma) && gamma >= 0, op, ": gamma must be non-negative and finite, got ", gamma);
   ClassLossConfig c = class_layout(op, input, target);
@@ -361,7 +440,7 @@ Tensor class_weights_from_labels(const Tensor& labels, int64_t num_classes, DTyp
   ops::check_label_range(op, labels, num_classes, "label");
   std::vector<int64_t> counts(static_cast<size_t>(num_classes), 0);
   for (int64_t v : labels.contiguous().to_indices()) ++counts[static_cast<size_t>(v)];
-  return class_weights_from_counts(counts, dtype);
+  return class_weights_from_counts(counts, dtype).to(labels.device());
 }
 
 Tensor cosine_embedding_loss(const Tensor& input1, const Tensor& input2, const Tensor& target, double margin,
@@ -372,7 +451,7 @@ Tensor cosine_embedding_loss(const Tensor& input1, const Tensor& input2, const T
   ops::check_loss_input(op, input2, "input2");
   ops::check_same_dtype(op, input1, input2);
   ops::check_defined(op, target, "target");
-  ops::require_cpu(op, {&target});
+  ops::check_loss_devices(op, input1, {&input2, &target});
   PNEUMA_CHECK(target.dim() == 0 || target.dim() == 1, op, ": 0-d or 1-d target expected, got ", target.str());
   if (target.dim() == 1) {
     PNEUMA_CHECK(input1.dim() == 2 && input2.dim() == 2, op, ": a 1-d target expects 2-d inputs, got ", input1.str(),
@@ -391,8 +470,10 @@ Tensor cosine_embedding_loss(const Tensor& input1, const Tensor& input2, const T
   const Tensor b = input2.detach().contiguous().reshape({n, d});
   const Tensor t = target.detach().to(input1.dtype()).contiguous().reshape({n});
   const auto r = ops::to_kernel(reduction);
-  Tensor out = Tensor::empty(reduction == Reduction::None ? target.shape() : Shape{}, input1.dtype());
-  cpu::cosine_embedding_forward(r, margin, a, b, t, out.reshape({reduction == Reduction::None ? n : 1}));
+  Tensor out = Tensor::empty(reduction == Reduction::None ? target.shape() : Shape{}, input1.dtype(), input1.device());
+  const Tensor out_rows = out.reshape({reduction == Reduction::None ? n : 1});
+  if (input1.device().is_cuda()) cuda::cosine_embedding_forward(r, margin, a, b, t, out_rows);
+  else cpu::cosine_embedding_forward(r, margin, a, b, t, out_rows);
   if (autograd::needs_grad({&input1, &input2}))
     autograd::record(std::make_shared<CosineEmbeddingBackward>(r, margin, a, b, t), {input1, input2},
                      out);
@@ -405,10 +486,12 @@ Tensor dice_loss(const Tensor& input, const Tensor& target, double smooth, Reduc
   ops::check_loss_input(op, input, "input");
   ops::check_loss_input(op, target, "target");
   ops::check_same_dtype(op, input, target);
+  ops::check_loss_devices(op, input, {&target});
   PNEUMA_CHECK(input.dim() >= 2, op, ": expected input [N, ...] with at least 2 dims, got ", input.str());
   PNEUMA_CHECK(target.shape() == input.shape(), op, ": target ", target.str(), " must have the input's shape (",
                input.str(), ")");
   PNEUMA_CHECK(std::isfinite(smooth) && smooth >= 0, op, ": smooth must be non-negative and finite, got ", smooth);
+  if (input.device().is_cuda()) return dice_loss_cuda(input, target, smooth, reduction);
   std::vector<int64_t> dims;
   for (int64_t d = 1; d < input.dim(); ++d) dims.push_back(d);
   const Tensor p = sigmoid(input);

@@ -5,7 +5,8 @@
 //
 // Where PyTorch has the loss, semantics equal torch 1.13 (torchvision 0.14 for the focal loss),
 // argument for argument and in the same order; the others follow the reference implementation
-// named at each function. Float32/float64. Labels and class targets are int64.
+// named at each function. Float32/float64. Labels and class targets are int64. CPU or CUDA tensors
+// (the fused kernels of kernels/losses/), every argument on one device: mixing devices is an error.
 #include <cstdint>
 #include <string_view>
 #include <vector>

@@ -6,6 +6,7 @@
 #include "engine/ops/checks.h"
 #include "engine/ops/elementwise/elementwise.h"
 #include "engine/ops/index/index.h"
+#include "engine/ops/index/index_cuda.h"
 #include "engine/ops/reduce/minmax_cpu.h"
 #include "engine/ops/reduce/reduce_cuda.h"
 #include "engine/ops/reduce/reduce.h"
@@ -56,8 +57,15 @@ class SelectBackward final : public autograd::Node {
     const Shape& shape = input_shapes[0];
     if (shape.empty()) return {g};
     const std::vector<int64_t> dims{dim_};
-    return {scatter_add(Tensor::zeros(shape, g.dtype(), g.device()), dim_, ops::unsqueeze_reduced(indices_, shape, dims),
-                        ops::unsqueeze_reduced(g, shape, dims))};
+    const Tensor index = ops::unsqueeze_reduced(indices_, shape, dims), src = ops::unsqueeze_reduced(g, shape, dims);
+    if (g.device().is_cuda()) {
+      // max/min produced the indices, so they are in range: no range check, which on a GPU
+      // would cost a host sync every backward.
+      Tensor dx = Tensor::zeros(shape, g.dtype(), g.device());
+      cuda::scatter_add(dx, dim_, index, src, name_, /*check=*/false);
+      return {dx};
+    }
+    return {scatter_add(Tensor::zeros(shape, g.dtype(), g.device()), dim_, index, src)};
   }
   void release_saved() override { indices_ = Tensor(); }
 
