@@ -6,6 +6,7 @@
 #include <new>
 
 #include "engine/core/error.h"
+#include "engine/cpu/host_arena.h"
 
 namespace pneuma::cpu {
 
@@ -18,10 +19,9 @@ void* aligned_or_null(size_t nbytes) { return std::aligned_alloc(kHostAlignment,
 
 // Created on first use and never destroyed: tensors held in static objects may be freed
 // after static destructors have run.
-cuda::CachingAllocator& host_cache() {
-  static auto* cache = new cuda::CachingAllocator(
-      aligned_or_null, [](void* block) { std::free(block); },
-      cuda::CachePolicy{.granularity = kHostCacheGranularity, .max_cached_bytes = host_cache_limit()});
+HostArena& host_cache() {
+  static auto* cache =
+      new HostArena(aligned_or_null, [](void* block) { std::free(block); }, kHostCacheGranularity, host_cache_limit());
   return *cache;
 }
 }  // namespace

@@ -3,8 +3,9 @@
 // blocks: glibc serves such sizes with mmap and returns them with munmap, so without it a
 // training step page-faults in every activation afresh (about 170k faults per ResNet-18
 // step at 224x224). Smaller blocks go to malloc, which already recycles them.
-// The cache is a CachingAllocator (engine/cuda/caching_allocator.h, plain host code) with
-// sizes rounded to kHostCacheGranularity and at most host_cache_limit() bytes kept free.
+// The cache is a HostArena (engine/cpu/host_arena.h: best fit, splitting and merging
+// blocks) with sizes rounded to kHostCacheGranularity and at most host_cache_limit() bytes
+// kept free.
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -30,7 +31,7 @@ inline bool host_cached_size(size_t nbytes) { return nbytes >= kHostCacheMinByte
 // many requests the cache served.
 cuda::AllocatorStats host_cache_stats();
 inline size_t host_cached_bytes(const cuda::AllocatorStats& s) { return s.reserved - s.allocated; }
-// Returns every cached block to the system.
+// Returns to the system every raw allocation with no block in use.
 void host_empty_cache();
 
 // Free bytes the cache keeps: PNEUMA_CPU_CACHE_BYTES (0 turns caching off), read once;

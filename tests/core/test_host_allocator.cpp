@@ -12,6 +12,7 @@
 #include "engine/core/error.h"
 #include "engine/core/tensor.h"
 #include "engine/cpu/host_allocator.h"
+#include "engine/cpu/host_arena.h"
 
 using namespace pneuma;
 using pneuma::cuda::CachePolicy;
@@ -44,6 +45,26 @@ struct CountingHeap {
 };
 
 constexpr size_t kMiB = size_t{1} << 20;
+
+// A HostArena over a CountingHeap, as host_allocate's (64 KiB granularity).
+cpu::HostArena make_arena(CountingHeap& heap, size_t max_cached_bytes) {
+  return cpu::HostArena(
+      [&heap](size_t n) {
+        void* p = std::malloc(n);
+        std::lock_guard<std::mutex> lock(heap.mutex);
+        heap.blocks.insert(p);
+        ++heap.allocations;
+        return p;
+      },
+      [&heap](void* p) {
+        {
+          std::lock_guard<std::mutex> lock(heap.mutex);
+          REQUIRE(heap.blocks.erase(p) == 1);
+        }
+        std::free(p);
+      },
+      65536, max_cached_bytes);
+}
 }  // namespace
 
 TEST_SUITE("allocator") {
@@ -174,5 +195,122 @@ TEST_SUITE("allocator") {
     CHECK(cpu::parse_cache_bytes("2G") == size_t{2} << 30);
     for (const char* bad : {"", "G", "1.5G", "12GB", "-1", " 1", "99999999999999999999999"})
       CHECK_THROWS_WITH_AS(cpu::parse_cache_bytes(bad), doctest::Contains("PNEUMA_CPU_CACHE_BYTES"), Error);
+  }
+
+  TEST_CASE("host arena: a freed block serves smaller requests and merges back") {
+    CountingHeap heap;
+    cpu::HostArena arena = make_arena(heap, 64 * kMiB);
+    auto* big = static_cast<char*>(arena.allocate(8 * kMiB));
+    arena.deallocate(big);
+    // two smaller tensors fit in the one block: no new memory from the system
+    void* a = arena.allocate(2 * kMiB);
+    void* b = arena.allocate(3 * kMiB - 100);  // rounds up to 3 MiB
+    CHECK(a == big);
+    CHECK(b == big + 2 * kMiB);
+    CHECK(heap.allocations == 1);
+    CHECK(arena.stats().allocated == 5 * kMiB);
+    CHECK(arena.stats().reserved == 8 * kMiB);
+    void* c = arena.allocate(3 * kMiB);  // the rest, exactly
+    CHECK(c == big + 5 * kMiB);
+    arena.deallocate(b);
+    arena.deallocate(a);
+    arena.deallocate(c);
+    // the pieces merged: the whole block serves its full size again
+    CHECK(arena.allocate(8 * kMiB) == big);
+    CHECK(heap.allocations == 1);
+    CHECK(arena.stats().cache_hits == 4);
+    // and a request larger than any free block takes new memory
+    void* more = arena.allocate(kMiB);
+    CHECK(heap.allocations == 2);
+    arena.deallocate(big);
+    arena.deallocate(more);
+    arena.empty_cache();
+    CHECK(heap.blocks.empty());
+    CHECK(arena.stats().reserved == 0);
+  }
+
+  TEST_CASE("host arena: best fit takes the smallest free block that fits") {
+    CountingHeap heap;
+    cpu::HostArena arena = make_arena(heap, 64 * kMiB);
+    void* large = arena.allocate(6 * kMiB);
+    void* small = arena.allocate(2 * kMiB);
+    arena.deallocate(large);
+    arena.deallocate(small);
+    void* again = arena.allocate(2 * kMiB);
+    CHECK(again == small);
+    void* piece = arena.allocate(kMiB);
+    CHECK(piece == large);  // the 2 MiB block is taken: the 6 MiB one splits
+    CHECK(heap.allocations == 2);
+    arena.deallocate(again);
+    arena.deallocate(piece);
+  }
+
+  TEST_CASE("host arena: the bound releases idle segments oldest first and keeps ones in use") {
+    CountingHeap heap;
+    cpu::HostArena arena = make_arena(heap, 3 * kMiB);
+    void* a = arena.allocate(2 * kMiB);
+    void* b = arena.allocate(2 * kMiB);
+    auto* c = static_cast<char*>(arena.allocate(4 * kMiB));
+    arena.deallocate(a);
+    CHECK(arena.stats().device_frees == 0);
+    arena.deallocate(b);  // 4 MiB free > 3: a's segment, idle longest, goes
+    CHECK(arena.stats().device_frees == 1);
+    CHECK(heap.blocks.count(a) == 0);
+    CHECK(heap.blocks.count(b) == 1);
+    // free space inside a segment in use is not returned (it cannot be)
+    void* d = arena.allocate(kMiB);
+    CHECK(d == b);
+    void* e = arena.allocate(kMiB);
+    CHECK(e == static_cast<char*>(b) + kMiB);
+    arena.deallocate(c);  // c's whole segment is idle now: 4 MiB free > 3 MiB, released
+    CHECK(heap.blocks.count(c) == 0);
+    CHECK(arena.stats().reserved == 2 * kMiB);
+    arena.deallocate(d);
+    arena.deallocate(e);
+  }
+
+  TEST_CASE("host arena: a zero bound keeps no idle segment") {
+    CountingHeap heap;
+    cpu::HostArena arena = make_arena(heap, 0);
+    for (int i = 0; i < 3; ++i) arena.deallocate(arena.allocate(2 * kMiB));
+    CHECK(heap.allocations == 3);
+    CHECK(heap.blocks.empty());
+  }
+
+  TEST_CASE("host arena: concurrent allocate/free keeps consistent books") {
+    CountingHeap heap;
+    cpu::HostArena arena = make_arena(heap, 16 * kMiB);
+    std::vector<std::thread> threads;
+    std::atomic<int> overlaps{0};
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        std::vector<std::pair<unsigned char*, size_t>> held;
+        for (int i = 0; i < 200; ++i) {
+          const size_t n = kMiB / 2 + static_cast<size_t>((i * 7 + t) % 11) * 65536;
+          auto* p = static_cast<unsigned char*>(arena.allocate(n));
+          // a block overlapping another thread's would see that thread's mark
+          std::memset(p, t + 1, n);
+          held.emplace_back(p, n);
+          std::this_thread::yield();
+          if (held.size() > 3 || i % 3 == 0) {
+            const auto [q, m] = held.front();
+            for (size_t k = 0; k < m; k += 4096)
+              if (q[k] != t + 1) ++overlaps;
+            arena.deallocate(q);
+            held.erase(held.begin());
+          }
+        }
+        for (const auto& [q, m] : held) arena.deallocate(q);
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    CHECK(overlaps == 0);
+    const auto s = arena.stats();
+    CHECK(s.allocated == 0);
+    CHECK(s.cache_hits + s.device_allocations == 800);
+    CHECK(s.device_allocations - s.device_frees == static_cast<int64_t>(heap.blocks.size()));
+    arena.empty_cache();
+    CHECK(heap.blocks.empty());
+    CHECK(arena.stats().reserved == 0);
   }
 }

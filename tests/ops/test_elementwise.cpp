@@ -93,6 +93,40 @@ TEST_CASE("relu lets NaN and -0 through and keeps NaN's gradient - as torch.relu
   }
 }
 
+TEST_CASE("relu of a tensor given up reuses its memory only where no one else sees it") {
+  const Tensor a = Tensor::from_vector({-2, -0.5, 0, 1.5, 3}, {5});
+  const std::vector<double> expected{0, 0, 0, 3, 6};
+  // a temporary: relu writes over it
+  Tensor t = mul(a, 2.0);
+  const void* data = t.raw_data();
+  const Tensor y = relu(std::move(t));
+  CHECK(y.raw_data() == data);
+  CHECK(y.to_vector() == expected);
+  // another handle to the same tensor, or a view of its storage: left as it was
+  Tensor u = mul(a, 2.0);
+  const Tensor other = u;
+  CHECK(relu(std::move(u)).to_vector() == expected);
+  CHECK(other.to_vector() == std::vector<double>{-4, -1, 0, 3, 6});
+  Tensor whole = mul(a, 2.0);
+  const Tensor view = whole.reshape({5, 1});
+  CHECK(relu(std::move(whole)).to_vector() == expected);
+  CHECK(view.to_vector() == std::vector<double>{-4, -1, 0, 3, 6});
+  // tanh saves its output for backward: relu(tanh(x)) must not overwrite it
+  Tensor x = a.clone();
+  x.set_requires_grad(true);
+  sum(relu(tanh(x))).backward();
+  const std::vector<double> grad = x.grad().to_vector(), values = a.to_vector();
+  for (size_t i = 0; i < values.size(); ++i) {
+    const double th = std::tanh(values[i]);
+    CHECK(grad[i] == doctest::Approx(th > 0 ? 1 - th * th : 0.0).epsilon(1e-6));
+  }
+  // mul saves its operands, not its output: relu runs in place and the gradient is the same
+  Tensor w = a.clone();
+  w.set_requires_grad(true);
+  sum(relu(mul(w, 2.0))).backward();
+  CHECK(w.grad().to_vector() == std::vector<double>{0, 0, 0, 2, 2});
+}
+
 TEST_CASE("elementwise errors name the op and both operands") {
   const Tensor a = Tensor::zeros({2, 3});
   const Tensor b = Tensor::zeros({4});

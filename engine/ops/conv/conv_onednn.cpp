@@ -4,8 +4,8 @@
 // are built once per problem and kept in a cache keyed by the whole problem; each
 // plan is the first of a short list of variants (layouts oneDNN picks or plain ones,
 // direct or Winograd) that oneDNN implements with a JIT kernel. Blocked copies and
-// scratchpads live in per-thread grow-only buffers, so a training loop in steady
-// state allocates nothing here, and cached plans can run on several threads at once.
+// scratchpads of a call come from the host allocator's cache and go back to it when
+// the call returns (see Workspace), so cached plans can run on several threads at once.
 #include "engine/ops/conv/conv_onednn.h"
 
 #include <dnnl.hpp>
@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/cpu/host_allocator.h"
 #include "engine/cpu/onednn_context.h"
 
 namespace pneuma::cpu::onednn {
@@ -30,37 +31,46 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 using ops::ConvGeometry;
 
-// ---- per-thread work buffers
+// ---- work buffers of one call
 
 enum Slot { kSrc, kWeights, kDst, kDiffDst, kAux, kScratchpad, kReorderScratchpad, kSlots };
 
+// The blocked copies and scratchpads of one call. They come from the host allocator
+// (engine/cpu/host_allocator.h), whose cache serves them again without page faults, and
+// go back to it when the call returns: between convolutions the same memory holds other
+// tensors (a blocked copy of an activation is an activation's size), where buffers kept
+// per thread would sit idle and add to peak memory. Each call brings its own, so cached
+// plans can run on several threads at once.
 class Workspace {
  public:
+  Workspace() = default;
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  ~Workspace() {
+    for (Buffer& b : buffers_) release(b);
+  }
+
   void* get(Slot slot, size_t bytes) {
     Buffer& b = buffers_[slot];
     if (b.bytes < bytes) {
-      b.data.reset(static_cast<char*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
-      if (!b.data) throw std::bad_alloc();
+      release(b);
+      b.data = host_allocate(bytes);
       b.bytes = bytes;
     }
-    return b.data.get();
+    return b.data;
   }
 
  private:
-  struct Free {
-    void operator()(char* p) const { std::free(p); }
-  };
   struct Buffer {
-    std::unique_ptr<char, Free> data;
+    void* data = nullptr;
     size_t bytes = 0;
   };
+  static void release(Buffer& b) {
+    if (b.data != nullptr) host_free(b.data, b.bytes);
+    b = Buffer();
+  }
   std::array<Buffer, kSlots> buffers_;
 };
-
-Workspace& workspace() {
-  thread_local Workspace w;
-  return w;
-}
 
 // ---- plans
 
@@ -94,24 +104,24 @@ struct Arg {
 
   // The primitive-side memory for user data at `data`: the data itself when layouts
   // match, else a copy in the workspace slot (reordered now when `input`).
-  memory bind(void* data, Slot slot, bool input) const {
+  memory bind(void* data, Workspace& workspace, Slot slot, bool input) const {
     memory user_mem(user, onednn_engine(), data);
     if (!reordered()) return user_mem;
-    memory prim_mem(prim, onednn_engine(), workspace().get(slot, prim.get_size()));
-    if (input) run(user_mem, prim_mem);
+    memory prim_mem(prim, onednn_engine(), workspace.get(slot, prim.get_size()));
+    if (input) run(user_mem, prim_mem, workspace);
     return prim_mem;
   }
   // Copies a primitive-side result back into the user's tensor.
-  void unbind(const memory& prim_mem, void* data) const {
-    if (reordered()) run(prim_mem, memory(user, onednn_engine(), data));
+  void unbind(const memory& prim_mem, void* data, Workspace& workspace) const {
+    if (reordered()) run(prim_mem, memory(user, onednn_engine(), data), workspace);
   }
 
  private:
-  void run(const memory& from, const memory& to) const {
+  void run(const memory& from, const memory& to, Workspace& workspace) const {
     std::unordered_map<int, memory> args{{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
     if (reorder_scratchpad.get_size() > 0)
       args.emplace(DNNL_ARG_SCRATCHPAD, memory(reorder_scratchpad, onednn_engine(),
-                                               workspace().get(kReorderScratchpad, reorder_scratchpad.get_size())));
+                                               workspace.get(kReorderScratchpad, reorder_scratchpad.get_size())));
     reorder.execute(onednn_stream(), args);
   }
 };
@@ -351,9 +361,9 @@ PlanCache<Plan>& cache() {
   return c;
 }
 
-void add_scratchpad(std::unordered_map<int, memory>& args, const memory::desc& desc) {
+void add_scratchpad(std::unordered_map<int, memory>& args, const memory::desc& desc, Workspace& workspace) {
   if (desc.get_size() == 0) return;
-  args.emplace(DNNL_ARG_SCRATCHPAD, memory(desc, onednn_engine(), workspace().get(kScratchpad, desc.get_size())));
+  args.emplace(DNNL_ARG_SCRATCHPAD, memory(desc, onednn_engine(), workspace.get(kScratchpad, desc.get_size())));
 }
 
 }  // namespace
@@ -363,15 +373,16 @@ bool conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Ten
   const auto plan =
       cache<ForwardPlan>().get(make_key(g, with_bias), [&] { return make_forward(g, with_bias); });
   if (!plan) return false;
+  Workspace workspace;  // outlives the stream's work (wait() below)
   std::unordered_map<int, memory> args;
-  args.emplace(DNNL_ARG_SRC, plan->src.bind(x.raw_data(), kSrc, true));
-  args.emplace(DNNL_ARG_WEIGHTS, plan->weights.bind(w.raw_data(), kWeights, true));
+  args.emplace(DNNL_ARG_SRC, plan->src.bind(x.raw_data(), workspace, kSrc, true));
+  args.emplace(DNNL_ARG_WEIGHTS, plan->weights.bind(w.raw_data(), workspace, kWeights, true));
   if (with_bias) args.emplace(DNNL_ARG_BIAS, memory(plan->bias, onednn_engine(), b.raw_data()));
-  const memory dst = plan->dst.bind(y.raw_data(), kDst, false);
+  const memory dst = plan->dst.bind(y.raw_data(), workspace, kDst, false);
   args.emplace(DNNL_ARG_DST, dst);
-  add_scratchpad(args, plan->scratchpad);
+  add_scratchpad(args, plan->scratchpad, workspace);
   plan->prim.execute(onednn_stream(), args);
-  plan->dst.unbind(dst, y.raw_data());
+  plan->dst.unbind(dst, y.raw_data(), workspace);
   onednn_stream().wait();
   return true;
 }
@@ -393,30 +404,32 @@ bool conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const T
     return false;  // a bias gradient alone is the caller's channel sum
   }
 
+  Workspace workspace;  // outlives the stream's work (wait() below)
   // dL/dy is reordered once when both primitives want the same layout.
   memory diff_dst_data;
   if (data_plan) {
-    diff_dst_data = data_plan->diff_dst.bind(gy.raw_data(), kDiffDst, true);
+    diff_dst_data = data_plan->diff_dst.bind(gy.raw_data(), workspace, kDiffDst, true);
     std::unordered_map<int, memory> args;
     args.emplace(DNNL_ARG_DIFF_DST, diff_dst_data);
-    args.emplace(DNNL_ARG_WEIGHTS, data_plan->weights.bind(w.raw_data(), kWeights, true));
-    const memory diff_src = data_plan->diff_src.bind(gx.raw_data(), kDst, false);
+    args.emplace(DNNL_ARG_WEIGHTS, data_plan->weights.bind(w.raw_data(), workspace, kWeights, true));
+    const memory diff_src = data_plan->diff_src.bind(gx.raw_data(), workspace, kDst, false);
     args.emplace(DNNL_ARG_DIFF_SRC, diff_src);
-    add_scratchpad(args, data_plan->scratchpad);
+    add_scratchpad(args, data_plan->scratchpad, workspace);
     data_plan->prim.execute(onednn_stream(), args);
-    data_plan->diff_src.unbind(diff_src, gx.raw_data());
+    data_plan->diff_src.unbind(diff_src, gx.raw_data(), workspace);
   }
   if (weights_plan) {
     const bool share = data_plan && data_plan->diff_dst.prim == weights_plan->diff_dst.prim;
     std::unordered_map<int, memory> args;
-    args.emplace(DNNL_ARG_DIFF_DST, share ? diff_dst_data : weights_plan->diff_dst.bind(gy.raw_data(), kAux, true));
-    args.emplace(DNNL_ARG_SRC, weights_plan->src.bind(x.raw_data(), kSrc, true));
-    const memory diff_weights = weights_plan->diff_weights.bind(gw.raw_data(), kWeights, false);
+    args.emplace(DNNL_ARG_DIFF_DST,
+                 share ? diff_dst_data : weights_plan->diff_dst.bind(gy.raw_data(), workspace, kAux, true));
+    args.emplace(DNNL_ARG_SRC, weights_plan->src.bind(x.raw_data(), workspace, kSrc, true));
+    const memory diff_weights = weights_plan->diff_weights.bind(gw.raw_data(), workspace, kWeights, false);
     args.emplace(DNNL_ARG_DIFF_WEIGHTS, diff_weights);
     if (with_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(weights_plan->diff_bias, onednn_engine(), gb.raw_data()));
-    add_scratchpad(args, weights_plan->scratchpad);
+    add_scratchpad(args, weights_plan->scratchpad, workspace);
     weights_plan->prim.execute(onednn_stream(), args);
-    weights_plan->diff_weights.unbind(diff_weights, gw.raw_data());
+    weights_plan->diff_weights.unbind(diff_weights, gw.raw_data(), workspace);
   }
   onednn_stream().wait();
   return true;

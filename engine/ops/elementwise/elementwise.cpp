@@ -66,12 +66,21 @@ class UnaryBackward final : public autograd::Node {
   Tensor x_, y_;
 };
 
-Tensor unary(UnaryOp op, const Tensor& x, kern::UnaryParams params = {}) {
+// Whether an op may write its result over x: x is a contiguous CPU tensor that is the
+// only handle to its storage (no other handle, view or saved copy refers to it), so no
+// one can observe the change. Elementwise loops read each element before writing it.
+bool can_overwrite(const Tensor& x) {
+  return x.defined() && x.device().is_cpu() && x.impl_ptr().use_count() == 1 && x.storage().use_count() == 1 &&
+         x.is_contiguous();
+}
+
+// overwrite_input: the result goes into x's memory (can_overwrite(x) must hold).
+Tensor unary(UnaryOp op, const Tensor& x, kern::UnaryParams params = {}, bool overwrite_input = false) {
   const char* name = unary_name(op);
   profiler::Scope profile_scope("elementwise", name);
   ops::check_defined(name, x);
   ops::check_floating(name, x);
-  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor y = overwrite_input ? x.detach() : Tensor::empty(x.shape(), x.dtype(), x.device());
   if (x.device().is_cuda()) cuda::unary_forward(op, x, y, params);
   else cpu::unary_forward(op, x, y, params);
   if (autograd::needs_grad({&x})) {
@@ -201,6 +210,10 @@ Tensor log(const Tensor& x) { return unary(UnaryOp::Log, x); }
 Tensor sqrt(const Tensor& x) { return unary(UnaryOp::Sqrt, x); }
 Tensor abs(const Tensor& x) { return unary(UnaryOp::Abs, x); }
 Tensor relu(const Tensor& x) { return unary(UnaryOp::Relu, x); }
+// relu's backward reads its output only, so overwriting the input loses nothing it needs;
+// an input that a producer saved for its own backward shares its storage and is not
+// overwritten (can_overwrite).
+Tensor relu(Tensor&& x) { return unary(UnaryOp::Relu, x, {}, can_overwrite(x)); }
 Tensor sigmoid(const Tensor& x) { return unary(UnaryOp::Sigmoid, x); }
 Tensor tanh(const Tensor& x) { return unary(UnaryOp::Tanh, x); }
 Tensor leaky_relu(const Tensor& x, double negative_slope) {

@@ -25,6 +25,11 @@ Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor abs(const Tensor& x);
 Tensor relu(const Tensor& x);
+// The same values and gradient, written over the memory of an x the caller gives up (a
+// temporary as in relu(bn(x)), or std::move) when no other handle, view or saved tensor
+// shares it (CPU only): as torch's ReLU(inplace=True), but never changing what another
+// tensor holds.
+Tensor relu(Tensor&& x);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
