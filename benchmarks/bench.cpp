@@ -6,15 +6,22 @@
 //           forward, loss (BCE with logits on one logit for classifiers; Dice + BCE for the
 //           U-Net's mask), backward, AdamW step, zero_grad; --mode infer is the forward in
 //           eval mode without autograd. Input: random [batch, 3 (U-Net: 1), size, size].
-//   loss    forward + backward of one loss on [n, dim] (focal, nt_xent, multi_pos, supcon,
-//           cross_entropy, cosine_embedding), timed alone.
+//   loss    forward + backward of one loss on [n, dim] (focal, bce, nt_xent, multi_pos, supcon,
+//           cross_entropy over dim classes with class weights as the tools use it,
+//           cosine_embedding), timed alone.
 //   loader  decode + augment + batch of the Kermany JPEGs with the loader's worker threads,
 //           the consumer doing nothing else (Pipeline::cxr_train).
 // Reports images/s (losses: calls/s, and rows/s as images/s), peak memory (CPU: the
-// process's peak RSS, VmHWM), and the time split by op (engine/core/profiler.h, on for the
-// timed steps unless --no-profile; a scope costs well under a microsecond against
-// milliseconds of op work). What the engine cannot do yet (CUDA, bf16, tf32,
-// channels-last) is one line on stderr and exit 1, never a silent fallback.
+// process's peak RSS, VmHWM; CUDA: the device caching allocator's peak of allocated bytes, as
+// torch.cuda.max_memory_allocated), and on the CPU the time split by op (engine/core/profiler.h,
+// on for the timed steps unless --no-profile; a scope costs well under a microsecond against
+// milliseconds of op work; on CUDA the scopes would time kernel launches, not kernels, so no
+// split is recorded there).
+// --device cuda[:N] moves the model (nn::Module::to), inputs and targets to the device and
+// times each step between two synchronizations of the device's op stream; --precision tf32
+// turns on the device context's TF32 switch. What the engine cannot do (bf16 compute,
+// channels-last, tf32 on the CPU, a CUDA device in a build or machine without one) is one
+// line on stderr and exit 1, never a silent fallback.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -38,6 +45,15 @@
 #include "models/unet.h"
 #include "tools/common/cli.h"
 
+#ifdef PNEUMA_WITH_CUDA
+#include <cuda_runtime.h>
+
+#include "engine/cuda/check.h"
+#include "engine/cuda/context.h"
+#include "engine/cuda/device_memory.h"
+#include "engine/cuda/op_stream.h"
+#endif
+
 using namespace pneuma;
 using nlohmann::json;
 
@@ -52,6 +68,7 @@ struct Options {
   int64_t batch = 16;
   int64_t img_size = 64;
   std::string loss = "nt_xent";
+  double label_smoothing = 0;  // cross_entropy
   int64_t n = 2048;
   int64_t dim = 256;
   std::string manifest = "../shared/data/kermany224/train.csv";
@@ -67,7 +84,7 @@ struct Options {
   bool json_output = false;
 };
 
-const std::vector<std::string> kLosses = {"focal", "nt_xent", "multi_pos", "supcon", "cross_entropy",
+const std::vector<std::string> kLosses = {"focal", "bce", "nt_xent", "multi_pos", "supcon", "cross_entropy",
                                           "cosine_embedding"};
 
 // ---- memory: /proc/self/status, in bytes (the kernel reports kB)
@@ -84,26 +101,54 @@ double median_of(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
-// ---- what this engine cannot do yet: one clear line, exit 1
-void require_supported(const Options& o) {
+// ---- the device: what this engine cannot do is one clear line, exit 1
+Device select_device(const Options& o) {
   const Device device = Device::parse(o.device);
-  if (device.is_cuda()) {
-    // The first op every model runs, on the device: an op without a CUDA implementation (or a
-    // build or machine without CUDA) says so in its own words.
-    try {
-      const Tensor x = Tensor::zeros({1, 1, 1, 1}, DType::Float32, device);
-      conv2d(x, Tensor::zeros({1, 1, 1, 1}, DType::Float32, device));
-    } catch (const Error& e) {
-      PNEUMA_FAIL("--device ", o.device, ": ", e.what());
-    }
-    PNEUMA_FAIL("--device ", o.device, ": models cannot be moved to a CUDA device yet (nn::Module has no to(device))");
+  if (device.is_cpu()) {
+    if (o.precision == "bf16")
+      PNEUMA_FAIL("--precision bf16: the engine computes in float32/float64 only (bfloat16 is a storage dtype, with "
+                  "no bfloat16 kernels and no autocast)");
+    if (o.precision == "tf32")
+      PNEUMA_FAIL("--precision tf32: TF32 is a CUDA tensor-core mode; the CPU backend computes in float32");
+    if (o.channels_last) PNEUMA_FAIL("--channels-last: the CPU backend keeps activations NCHW-contiguous only");
+    return device;
   }
+#ifdef PNEUMA_WITH_CUDA
+  const int devices = cuda::device_count();
+  PNEUMA_CHECK(devices > 0, "--device ", o.device, ": no CUDA device visible (no GPU or no driver)");
+  PNEUMA_CHECK(device.index < devices, "--device ", o.device, ": no such CUDA device (", devices, " visible)");
+  PNEUMA_CHECK(o.workload != "loader", "--workload loader: the data loader runs on the CPU; use --device cpu");
   if (o.precision == "bf16")
-    PNEUMA_FAIL("--precision bf16: the CPU backend computes in float32 only (bf16 is planned for the CUDA path)");
-  if (o.precision == "tf32")
-    PNEUMA_FAIL("--precision tf32: TF32 is a CUDA tensor-core mode; the CPU backend computes in float32");
+    PNEUMA_FAIL("--precision bf16: the engine has no bfloat16 compute on CUDA (bfloat16 is a storage dtype, with no "
+                "bfloat16 kernels and no autocast); fp32 and tf32 run");
   if (o.channels_last)
-    PNEUMA_FAIL("--channels-last: the CPU backend keeps activations NCHW-contiguous only");
+    PNEUMA_FAIL("--channels-last: the engine's CUDA convolutions and activations are NCHW only (cuDNN plans are NCHW)");
+  cuda::DeviceContext::get(device.index).set_tf32(o.precision == "tf32");
+  return device;
+#else
+  PNEUMA_FAIL("--device ", o.device, ": this build of Pneuma has no CUDA backend (configure with nvcc, cuDNN and "
+              "cuBLAS found)");
+#endif
+}
+
+// Waits for every op queued on the device (a no-op on the CPU, whose ops are synchronous).
+void synchronize(Device device) {
+#ifdef PNEUMA_WITH_CUDA
+  if (device.is_cuda()) PNEUMA_CUDA_CHECK(cudaStreamSynchronize(cuda::op_stream(device)));
+#else
+  (void)device;
+#endif
+}
+
+// Peak memory of the run: the device allocator's peak of allocated bytes on CUDA, the
+// process's peak RSS on the CPU.
+int64_t peak_memory_bytes(Device device) {
+#ifdef PNEUMA_WITH_CUDA
+  if (device.is_cuda())
+    return static_cast<int64_t>(cuda::DeviceContext::get(device.index).allocator().stats().peak_allocated);
+#endif
+  (void)device;
+  return proc_status_bytes("VmHWM");
 }
 
 // ---- the timed loop shared by all workloads
@@ -114,15 +159,19 @@ struct Timing {
 
 // Runs warmup + steps calls of `step` (which returns a value to keep it honest), timing the
 // last `steps`; the profiler records only the timed ones.
-Timing time_steps(const Options& o, const std::function<double()>& step) {
+// On CUDA each step is timed from a synchronized device to a synchronized device.
+Timing time_steps(const Options& o, Device device, const std::function<double()>& step) {
   Timing t;
+  const bool profile = o.profile && device.is_cpu();
   for (int i = 0; i < o.warmup + o.steps; ++i) {
-    if (i == o.warmup && o.profile) {
+    if (i == o.warmup && profile) {
       profiler::reset();
       profiler::set_enabled(true);
     }
+    synchronize(device);
     const Clock::time_point start = Clock::now();
     t.last_value = step();
+    synchronize(device);
     const Clock::time_point end = Clock::now();
     if (i >= o.warmup) t.seconds.push_back(std::chrono::duration<double>(end - start).count());
   }
@@ -131,21 +180,25 @@ Timing time_steps(const Options& o, const std::function<double()>& step) {
 }
 
 // ---- model workload
-Timing run_model(const Options& o) {
+// The first element of a tensor on any device, copying only that element to the host.
+double first_value(const Tensor& t) { return t.flatten().slice(0, 0, 1).item(); }
+
+Timing run_model(const Options& o, Device device) {
   PNEUMA_CHECK(o.mode == "train" || o.mode == "infer", "--mode must be train or infer, got '", o.mode, "'");
   manual_seed(o.seed);
   const bool segmentation = o.model == "unet" || o.model == "unet-bilinear";
   std::shared_ptr<nn::Module> model = models::create_model(o.model, 1);
+  model->to(device);
   int64_t in_channels = 3;
   if (const auto* unet = dynamic_cast<const models::UNet*>(model.get())) in_channels = unet->options().in_channels;
-  const Tensor x = Tensor::randn({o.batch, in_channels, o.img_size, o.img_size}, o.seed + 1);
+  const Tensor x = Tensor::randn({o.batch, in_channels, o.img_size, o.img_size}, o.seed + 1).to(device);
 
   if (o.mode == "infer") {
     model->eval();
-    return time_steps(o, [&] {
+    return time_steps(o, device, [&] {
       NoGradGuard no_grad;
       profiler::Scope region("other", "forward", profiler::Phase::Forward);
-      return static_cast<double>(models::forward_any(*model, x).contiguous().data<float>()[0]);
+      return first_value(models::forward_any(*model, x));
     });
   }
 
@@ -158,9 +211,10 @@ Timing run_model(const Options& o) {
     for (int64_t i = 0; i < o.batch; ++i) labels[static_cast<size_t>(i)] = static_cast<double>(i % 2);
     target = Tensor::from_vector(labels, {o.batch, 1});
   }
+  target = target.to(device);
   model->train();
   optim::Adam optimizer(model->parameters(), optim::adamw_options(1e-4, 1e-4));
-  return time_steps(o, [&] {
+  return time_steps(o, device, [&] {
     Tensor output, loss;
     {
       profiler::Scope region("other", "forward", profiler::Phase::Forward);
@@ -189,13 +243,15 @@ struct LossCase {
   std::function<Tensor()> forward;  // the loss, a scalar
 };
 
-Tensor leaf(const Shape& shape, uint64_t seed) {
-  Tensor t = Tensor::randn(shape, seed);
+Tensor leaf(const Shape& shape, uint64_t seed, Device device) {
+  Tensor t = Tensor::randn(shape, seed).to(device);
   t.set_requires_grad(true);
   return t;
 }
 
-LossCase make_loss_case(const std::string& loss, int64_t n, int64_t d) {
+LossCase make_loss_case(const Options& o, Device device) {
+  const std::string& loss = o.loss;
+  const int64_t n = o.n, d = o.dim;
   std::vector<int64_t> binary(static_cast<size_t>(n)), classes(static_cast<size_t>(n));
   std::vector<double> targets01(static_cast<size_t>(n * d)), signs(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
@@ -204,42 +260,52 @@ LossCase make_loss_case(const std::string& loss, int64_t n, int64_t d) {
     signs[static_cast<size_t>(i)] = i % 3 == 0 ? 1.0 : -1.0;
   }
   for (int64_t i = 0; i < n * d; ++i) targets01[static_cast<size_t>(i)] = (i * 7919) % 11 < 3 ? 1.0 : 0.0;
-  const Tensor labels = Tensor::from_indices(binary, {n});
+  const Tensor labels = Tensor::from_indices(binary, {n}).to(device);
   if (loss == "nt_xent") {
     PNEUMA_CHECK(n % 2 == 0, "--loss nt_xent: --n must be even (two views of n/2 samples), got ", n);
-    Tensor z = leaf({n, d}, 1);
+    Tensor z = leaf({n, d}, 1, device);
     return {{z}, [z] { return nt_xent_loss(z, 0.1); }};
   }
   if (loss == "multi_pos") {
-    Tensor z = leaf({n, d}, 2);
+    Tensor z = leaf({n, d}, 2, device);
     return {{z}, [z, labels] { return multi_pos_con_loss(z, labels, 0.1); }};
   }
   if (loss == "supcon") {
     // SupCon expects normalized features; the normalization is part of the timed step.
-    Tensor z = leaf({n, d}, 3);
+    Tensor z = leaf({n, d}, 3, device);
     return {{z}, [z, labels] { return supcon_loss(normalize(z, 2.0, 1), labels, 0.07); }};
   }
   if (loss == "focal") {
-    Tensor x = leaf({n, d}, 4);
-    const Tensor t = Tensor::from_vector(targets01, {n, d});
+    Tensor x = leaf({n, d}, 4, device);
+    const Tensor t = Tensor::from_vector(targets01, {n, d}).to(device);
     return {{x}, [x, t] { return sigmoid_focal_loss(x, t, 0.25, 2.0, Reduction::Mean); }};
   }
+  if (loss == "bce") {
+    Tensor x = leaf({n, d}, 8, device);
+    const Tensor t = Tensor::from_vector(targets01, {n, d}).to(device);
+    return {{x}, [x, t] { return binary_cross_entropy_with_logits(x, t); }};
+  }
   if (loss == "cross_entropy") {
-    Tensor x = leaf({n, d}, 5);
-    const Tensor y = Tensor::from_indices(classes, {n});
-    return {{x}, [x, y] { return cross_entropy(x, y, Tensor(), -100, Reduction::Mean, 0.1); }};
+    // dim classes with per-class weights, as pneuma-train's --loss ce (inverse-frequency weights).
+    Tensor x = leaf({n, d}, 5, device);
+    const Tensor y = Tensor::from_indices(classes, {n}).to(device);
+    std::vector<double> class_weights(static_cast<size_t>(d));
+    for (int64_t c = 0; c < d; ++c) class_weights[static_cast<size_t>(c)] = 0.5 + 0.25 * static_cast<double>(c % 4);
+    const Tensor w = Tensor::from_vector(class_weights, {d}).to(device);
+    const double smoothing = o.label_smoothing;
+    return {{x}, [x, y, w, smoothing] { return cross_entropy(x, y, w, -100, Reduction::Mean, smoothing); }};
   }
   if (loss == "cosine_embedding") {
-    Tensor a = leaf({n, d}, 6), b = leaf({n, d}, 7);
-    const Tensor t = Tensor::from_vector(signs, {n});
+    Tensor a = leaf({n, d}, 6, device), b = leaf({n, d}, 7, device);
+    const Tensor t = Tensor::from_vector(signs, {n}).to(device);
     return {{a, b}, [a, b, t] { return cosine_embedding_loss(a, b, t, 0.1); }};
   }
   PNEUMA_FAIL("unknown loss '", loss, "'");
 }
 
-Timing run_loss(const Options& o) {
-  const LossCase c = make_loss_case(o.loss, o.n, o.dim);
-  return time_steps(o, [&] {
+Timing run_loss(const Options& o, Device device) {
+  const LossCase c = make_loss_case(o, device);
+  return time_steps(o, device, [&] {
     for (const Tensor& t : c.leaves) t.set_grad(Tensor());
     Tensor y;
     {
@@ -268,7 +334,7 @@ Timing run_loader(const Options& o) {
   lo.seed = o.seed;
   data::DataLoader loader(dataset, sampler, lo);
   loader.start_epoch(0);
-  return time_steps(o, [&] {
+  return time_steps(o, Device::cpu(), [&] {
     const std::optional<data::Batch> batch = loader.next();
     PNEUMA_CHECK(batch.has_value(), "loader: the epoch ended early");
     return static_cast<double>(batch->images().data<float>()[0]);
@@ -348,7 +414,9 @@ int main(int argc, char** argv) {
   app.add_option("--img-size", o.img_size, "input height and width (model, loader)")->check(CLI::Range(1, 1 << 30));
   app.add_option("--loss", o.loss, "loss")->check(CLI::IsMember(kLosses));
   app.add_option("--n", o.n, "loss: rows (embeddings, samples)")->check(CLI::Range(1, 1 << 30));
-  app.add_option("--dim", o.dim, "loss: features per row")->check(CLI::Range(1, 1 << 30));
+  app.add_option("--dim", o.dim, "loss: features per row (cross_entropy: classes)")->check(CLI::Range(1, 1 << 30));
+  app.add_option("--label-smoothing", o.label_smoothing, "loss cross_entropy: label smoothing")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--manifest", o.manifest, "loader: CSV manifest of the images");
   app.add_option("--workers", o.workers, "loader: worker threads")->check(CLI::Range(1, 64));
   app.add_option("--threads", o.threads, "CPU threads (OpenMP, oneDNN, OpenBLAS)")->check(CLI::Range(1, 1 << 30));
@@ -364,9 +432,11 @@ int main(int argc, char** argv) {
 
   try {
     const int64_t baseline = proc_status_bytes("VmRSS");
-    require_supported(o);
+    const Device device = select_device(o);
     cpu::set_num_threads(o.threads);
-    const Timing t = o.workload == "model" ? run_model(o) : o.workload == "loss" ? run_loss(o) : run_loader(o);
+    const Timing t = o.workload == "model"  ? run_model(o, device)
+                     : o.workload == "loss" ? run_loss(o, device)
+                                            : run_loader(o);
     PNEUMA_CHECK(std::isfinite(t.last_value), workload_label(o), ": the last step's value is ", t.last_value);
     const double median = median_of(t.seconds);
     const int64_t per_step = o.workload == "loss" ? o.n : o.batch;
@@ -386,9 +456,9 @@ int main(int argc, char** argv) {
               {"seconds_per_step_min", *std::min_element(t.seconds.begin(), t.seconds.end())},
               {"seconds_per_step_max", *std::max_element(t.seconds.begin(), t.seconds.end())},
               {"images_per_second", static_cast<double>(per_step) / median},
-              {"peak_memory_bytes", proc_status_bytes("VmHWM")},
-              {"baseline_memory_bytes", baseline},
-              {"memory_kind", "peak RSS (VmHWM)"},
+              {"peak_memory_bytes", peak_memory_bytes(device)},
+              {"baseline_memory_bytes", device.is_cuda() ? 0 : baseline},
+              {"memory_kind", device.is_cuda() ? "CUDA caching allocator peak (allocated bytes)" : "peak RSS (VmHWM)"},
               {"value", t.last_value}};
     if (o.workload == "model") {
       r["model"] = o.model;
@@ -400,12 +470,13 @@ int main(int argc, char** argv) {
       r["n"] = o.n;
       r["dim"] = o.dim;
       r["calls_per_second"] = 1.0 / median;
+      if (o.loss == "cross_entropy") r["label_smoothing"] = o.label_smoothing;
     } else {
       r["batch"] = o.batch;
       r["img_size"] = o.img_size;
       r["workers"] = o.workers;
     }
-    r["profile"] = o.profile ? profile_json(o.steps) : json();
+    r["profile"] = o.profile && device.is_cpu() ? profile_json(o.steps) : json();
     if (o.json_output) std::cout << r.dump() << std::endl;
     else print_human(r);
   } catch (const std::exception& e) {

@@ -8,15 +8,17 @@
           in eval mode under torch.inference_mode().
   loss    forward + backward of a loss as it is written in PyTorch: SimCLR's NT-Xent as
           cross-entropy over masked cosine logits, StableRep's MultiPosConLoss and Khosla's
-          SupConLoss as published, torchvision's sigmoid_focal_loss, F.cross_entropy,
-          F.cosine_embedding_loss.
+          SupConLoss as published, torchvision's sigmoid_focal_loss,
+          F.binary_cross_entropy_with_logits, F.cross_entropy over dim classes with class weights
+          (and --label-smoothing), F.cosine_embedding_loss.
   loader  torch.utils.data.DataLoader (worker processes) with PIL/torchvision transforms
           equal to Pneuma's Pipeline::cxr_train.
 
 Runs on the CPU with Debian's /usr/bin/python3 (torch.set_num_threads(--threads), its oneDNN
 path on) and on a GPU with the machine's python3 (--device cuda; --precision tf32 turns on
 TF32 for cuDNN and cuBLAS, bf16 runs under torch.autocast; --channels-last converts model and
-input). Peak memory: CPU, the peak RSS (ru_maxrss; the loader adds its worker processes'
+input; a machine whose torch sees no CUDA device gets one line on stderr and exit 1).
+Peak memory: CPU, the peak RSS (ru_maxrss; the loader adds its worker processes'
 peak); GPU, torch.cuda.max_memory_allocated. The per-op split comes from torch.profiler over
 --profile-steps extra steps after the timed ones (the profiler slows PyTorch's ops, so those
 steps are not timed); 0 leaves it out.
@@ -42,7 +44,7 @@ import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-LOSSES = ["focal", "nt_xent", "multi_pos", "supcon", "cross_entropy", "cosine_embedding"]
+LOSSES = ["focal", "bce", "nt_xent", "multi_pos", "supcon", "cross_entropy", "cosine_embedding"]
 REGIONS = {"forward": "forward", "loss": "forward", "backward": "backward", "optimizer": "optimizer"}
 
 
@@ -117,7 +119,7 @@ def supcon(features, labels, temperature=0.07, base_temperature=0.07):
     return (-(temperature / base_temperature) * mean_log_prob_pos).mean()
 
 
-def make_loss_case(loss, n, d, device):
+def make_loss_case(loss, n, d, device, label_smoothing=0.0):
     g = torch.Generator().manual_seed(n)
     binary = (torch.arange(n) % 2).to(device)
     randn = lambda: torch.randn(n, d, generator=g).to(device).requires_grad_()  # noqa: E731
@@ -136,10 +138,16 @@ def make_loss_case(loss, n, d, device):
         x = randn()
         t = (torch.arange(n * d).view(n, d) * 7919 % 11 < 3).float().to(device)
         return [x], lambda: torchvision.ops.sigmoid_focal_loss(x, t, reduction="mean")
+    if loss == "bce":
+        x = randn()
+        t = (torch.arange(n * d).view(n, d) * 7919 % 11 < 3).float().to(device)
+        return [x], lambda: F.binary_cross_entropy_with_logits(x, t)
     if loss == "cross_entropy":
+        # d classes with per-class weights, as pneuma-train's --loss ce (inverse-frequency weights)
         x = randn()
         y = (torch.arange(n) * 37 % d).to(device)
-        return [x], lambda: F.cross_entropy(x, y, label_smoothing=0.1)
+        w = (0.5 + 0.25 * (torch.arange(d) % 4)).float().to(device)
+        return [x], lambda: F.cross_entropy(x, y, weight=w, label_smoothing=label_smoothing)
     if loss == "cosine_embedding":
         a, b = randn(), randn()
         t = torch.where(torch.arange(n) % 3 == 0, 1.0, -1.0).to(device)
@@ -271,7 +279,7 @@ def model_step(args, device, autocast):
 
 
 def loss_step(args, device, autocast):
-    leaves, forward = make_loss_case(args.loss, args.n, args.dim, device)
+    leaves, forward = make_loss_case(args.loss, args.n, args.dim, device, args.label_smoothing)
     record = torch.autograd.profiler.record_function
 
     def step():
@@ -345,6 +353,7 @@ def main():
     ap.add_argument("--loss", default="nt_xent", choices=LOSSES)
     ap.add_argument("--n", type=int, default=2048)
     ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--label-smoothing", type=float, default=0.0, help="loss cross_entropy: label smoothing")
     ap.add_argument("--manifest", default=str(ROOT.parent / "shared" / "data" / "kermany224" / "train.csv"))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
@@ -364,6 +373,12 @@ def main():
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit(f"bench.py: --device {args.device}: no CUDA device visible to torch {torch.__version__} "
+                         f"({'built without CUDA' if torch.version.cuda is None else 'no GPU or no driver'})")
+    if cuda and (device.index or 0) >= torch.cuda.device_count():
+        raise SystemExit(f"bench.py: --device {args.device}: no such CUDA device "
+                         f"({torch.cuda.device_count()} visible)")
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
         torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
@@ -429,6 +444,8 @@ def main():
         r.update(model=args.model, mode=args.mode, batch=args.batch, img_size=args.img_size)
     elif args.workload == "loss":
         r.update(loss=args.loss, n=args.n, dim=args.dim, calls_per_second=1.0 / median)
+        if args.loss == "cross_entropy":
+            r["label_smoothing"] = args.label_smoothing
     else:
         r.update(batch=args.batch, img_size=args.img_size, workers=args.workers)
     r["profile"] = profile

@@ -1,7 +1,10 @@
 #include "engine/ops/loss/loss_cpu.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -15,28 +18,271 @@ namespace losses = kern::losses;
 
 namespace {
 
-// Sums value(i) for i in [0, n) in fixed blocks (partial sums in parallel, then in order), so
-// the result does not depend on the number of threads.
-template <class Fn>
-double blocked_sum(int64_t n, int64_t block, Fn&& value) {
-  const int64_t blocks = (n + block - 1) / block;
-  std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
-  parallel_for(blocks, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      double s = 0;
-      const int64_t stop = std::min(n, (b + 1) * block);
-      for (int64_t i = b * block; i < stop; ++i) s += value(i);
-      partial[static_cast<size_t>(b)] = s;
-    }
-  }, std::max<int64_t>(1, kParallelGrain / block));
-  double total = 0;
-  for (double p : partial) total += p;
-  return total;
-}
-
 constexpr int64_t kSumBlock = 4096;
 
 int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(cols, 1)); }
+
+// ---- exp and log that the compiler vectorizes
+// glibc's expf and logf are calls, one element at a time; on the loss loops they cost more than
+// everything else together (cross-entropy over 1000 classes spent ~8 ns per logit, twice
+// PyTorch's vectorized log_softmax). These are branch-free (selects only) and inline, so the
+// loops that call them vectorize. Cephes' polynomials: within 2 ulp of the correctly rounded
+// result over the ranges the losses use; float only (double keeps libm).
+
+// c ? a : b with both evaluated, as bit masks: under the default -ftrapping-math GCC does not
+// turn a ?: whose arms compute into a vector blend (it would evaluate an arm the program may not),
+// and the whole loop stays scalar.
+inline float select(bool c, float a, float b) {
+  const uint32_t mask = 0u - static_cast<uint32_t>(c);
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(a) & mask) | (std::bit_cast<uint32_t>(b) & ~mask));
+}
+
+// e^x for every float: NaN stays NaN, overflow gives +inf, underflow goes through the
+// subnormals to 0.
+inline float vector_expf(float x) {
+  const float below_max = select(x < 89.0f, x, 89.0f);
+  const float clamped = select(below_max > -104.0f, below_max, -104.0f);  // also maps NaN to -104
+  // n = round(x / ln 2) by the 1.5 * 2^23 trick (round to nearest even), r = x - n ln 2 in two parts.
+  const float shifter = 12582912.0f;
+  const float n = (clamped * 1.44269504088896341f + shifter) - shifter;
+  const float r = (clamped - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * (r * r) + r + 1.0f;
+  // 2^n as two factors 2^(n/2) 2^(n - n/2): each stays a normal float for n in [-150, 129].
+  const int32_t k = static_cast<int32_t>(n);
+  const int32_t half = k / 2;
+  const float scale1 = std::bit_cast<float>((half + 127) << 23);
+  const float scale2 = std::bit_cast<float>((k - half + 127) << 23);
+  const float result = y * scale1 * scale2;
+  return select(x != x, x, select(x < -104.0f, 0.0f, result));
+}
+
+// log(x) for normal positive finite x (the losses call it on 1 + e, e in [0, 1]); NaN stays NaN.
+inline float vector_logf(float x) {
+  const int32_t bits = std::bit_cast<int32_t>(x);
+  // x = m 2^e with m in [sqrt(1/2), sqrt(2)).
+  int32_t e = (bits >> 23) - 127;
+  float m = std::bit_cast<float>((bits & 0x007fffff) | 0x3f800000);  // [1, 2)
+  const bool above = m > 1.41421356237f;
+  m = select(above, 0.5f * m, m);
+  e += above ? 1 : 0;
+  const float f = m - 1.0f;
+  const float z = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  const float fe = static_cast<float>(e);
+  float y = f * z * p;
+  y += -2.12194440e-4f * fe;
+  y += -0.5f * z;
+  const float result = (f + y) + 0.693359375f * fe;
+  return select(x != x, x, result);
+}
+
+template <class T>
+T loop_exp(T x) {
+  if constexpr (std::is_same_v<T, float>) return vector_expf(x);
+  else return losses::lexp(x);
+}
+
+template <class T>
+T loop_log(T x) {
+  if constexpr (std::is_same_v<T, float>) return vector_logf(x);
+  else return losses::llog(x);
+}
+
+// The sum of v[0, n) in double, in kLanes independent partial sums combined in a fixed order:
+// one chain of dependent additions per element would bound the loop by the adder's latency.
+constexpr int kLanes = 8;
+
+// Adds value(i) for i in [0, n) to the partial sums, element i to acc[i % kLanes].
+template <class Fn>
+void lane_accumulate(double (&acc)[kLanes], int64_t n, Fn&& value) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int k = 0; k < kLanes; ++k) acc[k] += static_cast<double>(value(i + k));
+  for (; i < n; ++i) acc[i % kLanes] += static_cast<double>(value(i));
+}
+
+inline double lane_total(const double (&acc)[kLanes]) {
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+template <class Fn>
+double lane_sum(int64_t n, Fn&& value) {
+  double acc[kLanes] = {};
+  lane_accumulate(acc, n, value);
+  return lane_total(acc);
+}
+
+// kern::losses::logistic_parts with the loops' exp and log, over a chunk: softplus(-x) and
+// sigmoid(x) from e = exp(-|x|), expression for expression.
+template <class T>
+[[gnu::always_inline]] inline void logistic_parts_chunk(const T* x, int64_t n, T* softplus_neg, T* sigmoid) {
+  for (int64_t i = 0; i < n; ++i) sigmoid[i] = loop_exp(x[i] < T(0) ? x[i] : -x[i]);  // e for now
+  for (int64_t i = 0; i < n; ++i) softplus_neg[i] = losses::lmax(-x[i], T(0)) + loop_log(T(1) + sigmoid[i]);
+  for (int64_t i = 0; i < n; ++i) sigmoid[i] = (x[i] >= T(0) ? T(1) : sigmoid[i]) / (T(1) + sigmoid[i]);
+}
+
+// The NaN-propagating maximum of row[0, n), in four independent chains: one chain's compare and
+// select latency per element, not throughput, would bound the loop.
+template <class Row>
+auto row_max(const Row& row, int64_t n) {
+  using T = std::decay_t<decltype(row[0])>;
+  T m[4] = {-std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity(),
+            -std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity()};
+  int64_t c = 0;
+  for (; c + 4 <= n; c += 4)
+    for (int k = 0; k < 4; ++k) m[k] = losses::nan_max(m[k], row[c + k]);
+  for (; c < n; ++c) m[0] = losses::nan_max(m[0], row[c]);
+  return losses::nan_max(losses::nan_max(m[0], m[1]), losses::nan_max(m[2], m[3]));
+}
+
+// ---- the float loops that carry the losses' exponentials, logarithms and row maxima
+// Compiled twice on x86-64 with GCC: for x86-64-v3 (AVX2 and FMA, 8 floats a vector, as
+// PyTorch's own kernels use where the CPU has them) and for the baseline (SSE2), the loader
+// picking one for the machine once. The results of the two differ by rounding (FMA).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define PNEUMA_FLOAT_LOOP __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define PNEUMA_FLOAT_LOOP
+#endif
+
+// The maximum of x[0, n), NaN if any element is NaN (as row_max). GCC's vector extension, as
+// the auto-vectorizer leaves a maximum with NaN semantics scalar: lane-wise maxima and
+// sums of v - v, which turn NaN when an element is NaN or infinite; only then the row is
+// scanned again with row_max, for the exact NaN semantics.
+PNEUMA_FLOAT_LOOP float float_row_max(const float* x, int64_t n) {
+  using Vector = float __attribute__((vector_size(kLanes * sizeof(float))));
+  constexpr float kLowest = -std::numeric_limits<float>::infinity();
+  Vector m = {kLowest, kLowest, kLowest, kLowest, kLowest, kLowest, kLowest, kLowest};
+  Vector finite = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    Vector v;
+    std::memcpy(&v, x + i, sizeof v);
+    m = v > m ? v : m;
+    finite += v - v;
+  }
+  float result = kLowest, check = 0.0f;
+  for (int k = 0; k < kLanes; ++k) {
+    result = m[k] > result ? m[k] : result;
+    check += finite[k];
+  }
+  for (; i < n; ++i) {
+    result = x[i] > result ? x[i] : result;
+    check += x[i] - x[i];
+  }
+  return check == 0.0f ? result : row_max(x, n);
+}
+
+// e[i] = exp(x[i] * scale - shift) for i in [0, n); returns their sum (in double, lane_sum's order).
+PNEUMA_FLOAT_LOOP double float_shifted_exp(const float* x, float scale, float shift, float* e, int64_t n) {
+  double acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int k = 0; k < kLanes; ++k) {
+      const float v = vector_expf(x[i + k] * scale - shift);
+      e[i + k] = v;
+      acc[k] += static_cast<double>(v);
+    }
+  for (; i < n; ++i) {
+    e[i] = vector_expf(x[i] * scale - shift);
+    acc[i % kLanes] += static_cast<double>(e[i]);
+  }
+  return lane_total(acc);
+}
+
+// Elements are taken kChunk at a time, so that a chunk's intermediate values stay in L1.
+constexpr int64_t kChunk = 256;
+
+// torchvision's sigmoid focal loss, as kern::losses::sigmoid_focal_terms expression for expression,
+// but from the chunk's logistic parts (the header's form computes them itself, one libm exp and
+// log per element) and with gamma a constant, so that focal_power and pow_derivative fold to
+// products and the loop vectorizes.
+template <int Gamma, bool Alpha>
+[[gnu::always_inline]] inline void focal_terms_chunk(const float* x, const float* t, float alpha,
+                                                     const float* softplus_neg, const float* sigmoid, int64_t n,
+                                                     float* loss, float* dx, float* dt) {
+  const float gamma = static_cast<float>(Gamma);
+  for (int64_t i = 0; i < n; ++i) {
+    const losses::BinaryTerms<float> ce =
+        losses::bce_with_logits_terms(x[i], t[i], 1.0f, losses::LogisticParts<float>{softplus_neg[i], sigmoid[i]});
+    const float p = sigmoid[i];
+    const float p_t = p * t[i] + (1.0f - p) * (1.0f - t[i]);
+    const float q = 1.0f - p_t;
+    const float modulator = losses::focal_power(q, gamma);
+    const float dmod = losses::pow_derivative(q, gamma);
+    const float dq_dx = -(p * (1.0f - p)) * (t[i] - (1.0f - t[i]));
+    const float dq_dt = 1.0f - 2.0f * p;
+    float l = ce.loss * modulator;
+    float gx = ce.dx * modulator + ce.loss * dmod * dq_dx;
+    float gt = ce.dt * modulator + ce.loss * dmod * dq_dt;
+    if constexpr (Alpha) {
+      const float alpha_t = alpha * t[i] + (1.0f - alpha) * (1.0f - t[i]);
+      gt = alpha_t * gt + (2.0f * alpha - 1.0f) * l;
+      gx = alpha_t * gx;
+      l = alpha_t * l;
+    }
+    loss[i] = l;
+    dx[i] = gx;
+    dt[i] = gt;
+  }
+}
+
+// A binary loss on n <= kChunk elements: values[i] = weight_i * loss_i and, where not null,
+// unit_dx / unit_dt = weight_i * d(loss_i)/dx_i, /dt_i. A null pos_weight or weight reads as ones.
+// Every loop here is free of branches, so that each vectorizes. Returns false (and computes
+// nothing) for a focal gamma other than 0, 1 or 2, whose power stays with libm.
+PNEUMA_FLOAT_LOOP bool float_binary_chunk(const BinaryLossConfig& config, const float* x, const float* t,
+                                          const float* pos_weight, const float* weight, int64_t n, float* values,
+                                          float* unit_dx, float* unit_dt) {
+  const bool focal = config.kind == BinaryLossKind::SigmoidFocal;
+  const float gamma = static_cast<float>(config.gamma), alpha = static_cast<float>(config.alpha);
+  if (focal && gamma != 0.0f && gamma != 1.0f && gamma != 2.0f) return false;
+  float softplus_neg[kChunk], sigmoid[kChunk], loss[kChunk], dx[kChunk], dt[kChunk], ones[kChunk];
+  for (int64_t i = 0; i < n; ++i) ones[i] = 1.0f;
+  const float* w = weight ? weight : ones;
+  logistic_parts_chunk(x, n, softplus_neg, sigmoid);
+  if (!focal) {
+    const float* pw = pos_weight ? pos_weight : ones;
+    for (int64_t i = 0; i < n; ++i) {
+      const losses::BinaryTerms<float> r =
+          losses::bce_with_logits_terms(x[i], t[i], pw[i], losses::LogisticParts<float>{softplus_neg[i], sigmoid[i]});
+      loss[i] = r.loss;
+      dx[i] = r.dx;
+      dt[i] = r.dt;
+    }
+  } else {
+    const bool with_alpha = alpha >= 0.0f;
+    auto terms = [&]<int Gamma>() {
+      if (with_alpha) focal_terms_chunk<Gamma, true>(x, t, alpha, softplus_neg, sigmoid, n, loss, dx, dt);
+      else focal_terms_chunk<Gamma, false>(x, t, alpha, softplus_neg, sigmoid, n, loss, dx, dt);
+    };
+    if (gamma == 2.0f) terms.template operator()<2>();
+    else if (gamma == 1.0f) terms.template operator()<1>();
+    else terms.template operator()<0>();
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    values[i] = w[i] * loss[i];
+    dx[i] = w[i] * dx[i];
+    dt[i] = w[i] * dt[i];
+  }
+  if (unit_dx) std::memcpy(unit_dx, dx, static_cast<size_t>(n) * sizeof(float));
+  if (unit_dt) std::memcpy(unit_dt, dt, static_cast<size_t>(n) * sizeof(float));
+  return true;
+}
 
 template <class T>
 losses::BinaryTerms<T> binary_terms(const BinaryLossConfig& c, T x, T t, T pos_weight) {
@@ -57,23 +303,54 @@ void binary_loss_forward(const BinaryLossConfig& config, const Tensor& x, const 
     const T* pws = pos_weight.defined() ? pos_weight.data<T>() : nullptr;
     T* udx = unit_dx.defined() ? unit_dx.data<T>() : nullptr;
     T* udt = unit_dt.defined() ? unit_dt.data<T>() : nullptr;
+    T* unreduced = config.reduction == LossReduction::None ? out.data<T>() : nullptr;
     const int64_t n = x.numel();
-    // One evaluation of the element's terms serves the loss and, when asked, its gradients.
-    auto element = [&](int64_t i) {
-      const losses::BinaryTerms<T> r = binary_terms<T>(config, xs[i], ts[i], pws ? pws[i] : T(1));
-      const T w = ws ? ws[i] : T(1);
-      if (udx) udx[i] = w * r.dx;
-      if (udt) udt[i] = w * r.dt;
-      return w * r.loss;
-    };
-    if (config.reduction == LossReduction::None) {
-      T* o = out.data<T>();
-      parallel_for(n, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) o[i] = element(i);
-      }, 4096);
-      return;
-    }
-    const double total = blocked_sum(n, kSumBlock, [&](int64_t i) { return static_cast<double>(element(i)); });
+    const bool bce = config.kind == BinaryLossKind::BceWithLogits;
+    // Fixed blocks of kSumBlock elements, each summed on its own and the blocks' sums added in
+    // order: the result does not depend on the number of threads. Within a block, chunks small
+    // enough for L1: BCE's exponentials and logarithms first, each in a loop of its own that
+    // vectorizes, then one evaluation of the element's terms for the loss and, when asked, its
+    // gradients.
+    const int64_t blocks = (n + kSumBlock - 1) / kSumBlock;
+    std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
+    parallel_for(blocks, [&](int64_t begin, int64_t end) {
+      T softplus_neg[kChunk], sigmoid[kChunk], values[kChunk];
+      for (int64_t b = begin; b < end; ++b) {
+        double acc[kLanes] = {};
+        auto accumulate = [&](int64_t from, int64_t len) {
+          if (unreduced) std::copy(values, values + len, unreduced + from);
+          else lane_accumulate(acc, len, [&](int64_t k) { return values[k]; });
+        };
+        const int64_t stop = std::min(n, (b + 1) * kSumBlock);
+        for (int64_t from = b * kSumBlock; from < stop; from += kChunk) {
+          const int64_t len = std::min(kChunk, stop - from);
+          if constexpr (std::is_same_v<T, float>) {
+            if (float_binary_chunk(config, xs + from, ts + from, pws ? pws + from : nullptr, ws ? ws + from : nullptr,
+                                   len, values, udx ? udx + from : nullptr, udt ? udt + from : nullptr)) {
+              accumulate(from, len);
+              continue;
+            }
+          }
+          if (bce) logistic_parts_chunk(xs + from, len, softplus_neg, sigmoid);
+          for (int64_t k = 0; k < len; ++k) {
+            const int64_t i = from + k;
+            const T pw = pws ? pws[i] : T(1);
+            const losses::BinaryTerms<T> r =
+                bce ? losses::bce_with_logits_terms(xs[i], ts[i], pw, losses::LogisticParts<T>{softplus_neg[k], sigmoid[k]})
+                    : binary_terms<T>(config, xs[i], ts[i], pw);
+            const T w = ws ? ws[i] : T(1);
+            if (udx) udx[i] = w * r.dx;
+            if (udt) udt[i] = w * r.dt;
+            values[k] = w * r.loss;
+          }
+          accumulate(from, len);
+        }
+        partial[static_cast<size_t>(b)] = lane_total(acc);
+      }
+    }, std::max<int64_t>(1, kParallelGrain / kSumBlock / 4));
+    if (unreduced) return;
+    double total = 0;
+    for (double p : partial) total += p;
     // torch divides the float sum by numel; an empty mean is NaN.
     out.data<T>()[0] = config.reduction == LossReduction::Mean ? static_cast<T>(total / static_cast<double>(n))
                                                                : static_cast<T>(total);
@@ -144,25 +421,28 @@ ClassRowView<T, Unit> class_row(const ClassLossConfig& c, const T* x, int64_t r)
   return {x, o * c.classes * c.inner + k, c.inner};
 }
 
-// The NaN-propagating maximum of row[0, n), in four independent chains: one chain's compare and
-// select latency per element, not throughput, would bound the loop.
-template <class Row>
-auto row_max(const Row& row, int64_t n) {
-  using T = std::decay_t<decltype(row[0])>;
-  T m[4] = {-std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity(),
-            -std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity()};
-  int64_t c = 0;
-  for (; c + 4 <= n; c += 4)
-    for (int k = 0; k < 4; ++k) m[k] = losses::nan_max(m[k], row[c + k]);
-  for (; c < n; ++c) m[0] = losses::nan_max(m[0], row[c]);
-  return losses::nan_max(losses::nan_max(m[0], m[1]), losses::nan_max(m[2], m[3]));
+template <class T, bool Unit>
+T class_row_max(const ClassRowView<T, Unit>& row, int64_t classes) {
+  if constexpr (Unit && std::is_same_v<T, float>) return float_row_max(row.x + row.base, classes);
+  else return row_max(row, classes);
 }
 
+// Writes exp(row[c] - max) to e[c * e_stride] and returns their sum: the exponentials in a loop of
+// their own (it vectorizes for unit strides), the sum in double in lanes.
 template <class T, bool Unit>
-T row_lse(const ClassRowView<T, Unit>& row, int64_t classes) {
-  const T mx = row_max(row, classes);
-  double sum = 0;
-  for (int64_t c = 0; c < classes; ++c) sum += losses::lexp(row[c] - mx);
+double row_shifted_exp(const ClassRowView<T, Unit>& row, int64_t classes, T mx, T* e, int64_t e_stride) {
+  if constexpr (Unit && std::is_same_v<T, float>) {
+    if (e_stride == 1) return float_shifted_exp(row.x + row.base, 1.0f, mx, e, classes);
+  }
+  for (int64_t c = 0; c < classes; ++c) e[c * e_stride] = loop_exp(row[c] - mx);
+  return lane_sum(classes, [&](int64_t c) { return e[c * e_stride]; });
+}
+
+// The row's log-sum-exp; scratch: room for the row's `classes` exponentials.
+template <class T, bool Unit>
+T row_lse(const ClassRowView<T, Unit>& row, int64_t classes, T* scratch) {
+  const T mx = class_row_max(row, classes);
+  const double sum = row_shifted_exp(row, classes, mx, scratch, 1);
   return mx + static_cast<T>(std::log(sum));
 }
 
@@ -170,13 +450,8 @@ T row_lse(const ClassRowView<T, Unit>& row, int64_t classes) {
 template <class T, bool Unit>
 T row_softmax(const ClassRowView<T, Unit>& row, int64_t classes, T* p) {
   const int64_t stride = Unit ? 1 : row.stride;
-  const T mx = row_max(row, classes);
-  double sum = 0;
-  for (int64_t c = 0; c < classes; ++c) {
-    const T e = losses::lexp(row[c] - mx);
-    p[c * stride] = e;
-    sum += e;
-  }
+  const T mx = class_row_max(row, classes);
+  const double sum = row_shifted_exp(row, classes, mx, p, stride);
   const T inv_sum = static_cast<T>(1.0 / sum);
   for (int64_t c = 0; c < classes; ++c) p[c * stride] *= inv_sum;
   return mx + static_cast<T>(std::log(sum));
@@ -204,6 +479,7 @@ void class_loss_forward(const ClassLossConfig& config, const Tensor& x, const Te
     std::vector<losses::ClassRowStats<T>> stats(static_cast<size_t>(rows));
     with_unit_stride(config.inner == 1, [&]<bool Unit>() {
       parallel_for(rows, [&](int64_t begin, int64_t end) {
+        std::vector<T> scratch(ps ? 0 : static_cast<size_t>(classes));  // a row's exponentials, when p is not kept
         for (int64_t r = begin; r < end; ++r) {
           losses::ClassRowStats<T>& s = stats[static_cast<size_t>(r)];
           s = {T(0), T(0), T(0), T(0)};
@@ -213,7 +489,7 @@ void class_loss_forward(const ClassLossConfig& config, const Tensor& x, const Te
             continue;
           }
           const ClassRowView<T, Unit> row = class_row<T, Unit>(config, xs, r);
-          s.lse = ps ? row_softmax(row, classes, ps + row.base) : row_lse(row, classes);
+          s.lse = ps ? row_softmax(row, classes, ps + row.base) : row_lse(row, classes, scratch.data());
           lses[r] = s.lse;
           const T w_y = ws ? ws[y] : T(1);
           if (focal) {
@@ -224,9 +500,9 @@ void class_loss_forward(const ClassLossConfig& config, const Tensor& x, const Te
           s.nll = -w_y * (row[y] - s.lse);
           s.weight = w_y;
           if (eps > T(0)) {
-            double smooth = 0;
-            for (int64_t c = 0; c < classes; ++c) smooth -= static_cast<double>((ws ? ws[c] : T(1)) * (row[c] - s.lse));
-            s.smooth = static_cast<T>(smooth);
+            const T lse_r = s.lse;
+            s.smooth = static_cast<T>(-(ws ? lane_sum(classes, [&](int64_t c) { return ws[c] * (row[c] - lse_r); })
+                                           : lane_sum(classes, [&](int64_t c) { return row[c] - lse_r; })));
           }
         }
       }, row_grain(classes));
@@ -297,13 +573,19 @@ void class_loss_backward(const ClassLossConfig& config, const Tensor& x, const T
           const T l = lses[r];
           const losses::ClassRowGrad<T> k = losses::class_row_grad(config.kind, config.reduction, g_r, row[y] - l, w_y,
                                                                    w_y, static_cast<T>(config.gamma), t, eps, classes);
-          const T* prow = ps ? ps + row.base : nullptr;
-          auto prob = [&](int64_t c) { return prow ? prow[c * stride] : losses::lexp(row[c] - l); };
+          // The row's softmax: the forward's, or formed here into drow; then drow = the gradient,
+          // in loops without a branch inside, so that they vectorize.
+          const T* prow = ps ? ps + row.base : drow;
+          if (!ps)
+            for (int64_t c = 0; c < classes; ++c) drow[c * stride] = loop_exp(row[c] - l);
           if (k.b == T(0)) {
-            for (int64_t c = 0; c < classes; ++c) drow[c * stride] = k.a * prob(c);
+            for (int64_t c = 0; c < classes; ++c) drow[c * stride] = k.a * prow[c * stride];
+          } else if (ws) {
+            const T scale = k.a + k.b * weight_sum;
+            for (int64_t c = 0; c < classes; ++c) drow[c * stride] = scale * prow[c * stride] - k.b * ws[c];
           } else {
             const T scale = k.a + k.b * weight_sum;
-            for (int64_t c = 0; c < classes; ++c) drow[c * stride] = scale * prob(c) - k.b * (ws ? ws[c] : T(1));
+            for (int64_t c = 0; c < classes; ++c) drow[c * stride] = scale * prow[c * stride] - k.b;
           }
           drow[y * stride] -= k.a;
         }
@@ -331,7 +613,10 @@ void contrastive_forward(const ContrastiveConfig& config, const Tensor& s, const
         T* prow = ps + i * m;
         const int64_t gi = gs[i];
         // The maximum of the similarities, scaled once: inv_tau > 0 preserves the order.
-        const T mx = losses::nan_max(row_max(row, i), row_max(row + i + 1, m - i - 1)) * inv_tau;
+        T mx;
+        if constexpr (std::is_same_v<T, float>) mx = losses::nan_max(float_row_max(row, i), float_row_max(row + i + 1, m - i - 1));
+        else mx = losses::nan_max(row_max(row, i), row_max(row + i + 1, m - i - 1));
+        mx *= inv_tau;
         T positive_sum = 0;
         int64_t count = 0;
         // Branch-free over j: the positive pattern is as unpredictable as the labels.
@@ -347,16 +632,16 @@ void contrastive_forward(const ContrastiveConfig& config, const Tensor& s, const
         positive_sum *= inv_tau;
         T lse_i = 0;
         if (count > 0) {
-          T sum = 0;
-          auto exponentiate = [&](int64_t from, int64_t to) {
-            for (int64_t j = from; j < to; ++j) {
-              const T e = losses::lexp(row[j] * inv_tau - mx);
-              prow[j] = e;
-              sum += e;
-            }
-          };
-          exponentiate(0, i);
-          exponentiate(i + 1, m);
+          // The exponentials in a loop that vectorizes, then their sum in double in lanes.
+          T sum;
+          if constexpr (std::is_same_v<T, float>) {
+            sum = static_cast<T>(float_shifted_exp(row, inv_tau, mx, prow, i) +
+                                 float_shifted_exp(row + i + 1, inv_tau, mx, prow + i + 1, m - i - 1));
+          } else {
+            for (int64_t j = 0; j < m; ++j) prow[j] = loop_exp(row[j] * inv_tau - mx);
+            prow[i] = T(0);
+            sum = static_cast<T>(lane_sum(m, [&](int64_t j) { return prow[j]; }));
+          }
           prow[i] = T(0);
           lse_i = mx + losses::llog(sum);
           const T inv_sum = T(1) / sum;
