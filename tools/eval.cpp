@@ -142,7 +142,7 @@ data::Manifest open_eval_data(const Options& o, int64_t* skipped) {
   return manifest;
 }
 
-Evaluation from_checkpoint(const Options& o) {
+Evaluation from_checkpoint(const Options& o, Device device) {
   Evaluation e;
   e.source = "data '" + o.data + "'";
   const io::SafetensorsHeader header = io::read_safetensors_header(o.weights);
@@ -155,6 +155,7 @@ Evaluation from_checkpoint(const Options& o) {
   PNEUMA_CHECK(!dynamic_cast<const models::UNet*>(model.get()), spec.model,
                " is a segmentation model; pneuma-eval takes classifiers");
   io::load_checkpoint(*model, o.weights);
+  model->to(device);  // train::predict uploads each batch to the model's device
 
   e.manifest = open_eval_data(o, &e.skipped);
   // The same label check as after prediction (check_labels), before spending the time.
@@ -170,6 +171,7 @@ Evaluation from_checkpoint(const Options& o) {
   data::LoaderOptions loader_options;
   loader_options.batch_size = o.batch;
   loader_options.workers = o.workers;
+  loader_options.pin_memory = device.is_cuda();
   data::DataLoader loader(dataset, sampler, loader_options);
   train::ProgressBar progress("pneuma-eval", loader.batches_per_epoch());
   e.predictions = train::predict(*model, loader, 0, [&](int64_t done, int64_t) { progress.update(done); });
@@ -347,7 +349,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", o.threads, "CPU threads (default: all)")->check(CLI::NonNegativeNumber);
   app.add_option("--workers", o.workers, "image loading threads (default 2; 0: on the main thread)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--device", o.device, "cpu or cuda (default cpu)");
+  tools::add_device_flag(app, o.device);
   app.add_flag("--skip-bad", o.skip_bad, "leave out unreadable images (counted in the output) instead of failing");
   auto* save_option = app.add_option("--save-predictions", o.save_predictions,
                                      "write the model's predictions as a CSV that --predictions reads");
@@ -383,9 +385,9 @@ int main(int argc, char** argv) {
   o.img_size_given = size_option->count() > 0;
 
   try {
-    tools::require_supported_device(o.device);
+    const Device device = tools::select_device(o.device);
     if (o.threads > 0) cpu::set_num_threads(o.threads);
-    const Evaluation e = o.predictions_csv.empty() ? from_checkpoint(o) : from_predictions_csv(o);
+    const Evaluation e = o.predictions_csv.empty() ? from_checkpoint(o, device) : from_predictions_csv(o);
     PNEUMA_CHECK(!e.predictions.labels.empty(), e.source, ": no samples");
     check_labels(e);
     PNEUMA_CHECK(!o.write_threshold || e.num_outputs <= 2, "--write-threshold: ", o.weights, " has ", e.num_outputs,

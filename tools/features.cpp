@@ -24,6 +24,7 @@
 #include "engine/autograd/grad_mode.h"
 #include "engine/cpu/parallel.h"
 #include "engine/data/dataset.h"
+#include "engine/data/device_batch.h"
 #include "engine/data/loader.h"
 #include "engine/data/sampler.h"
 #include "engine/data/transforms.h"
@@ -37,7 +38,6 @@
 #include "tools/common/checkpoint_metadata.h"
 #include "tools/common/cli.h"
 #include "tools/common/device.h"
-#include "tools/common/error_line.h"
 
 using namespace pneuma;
 namespace fs = std::filesystem;
@@ -85,7 +85,7 @@ std::shared_ptr<models::ImageClassifier> load_backbone(const std::string& model,
 }
 
 int run(Options o) {
-  tools::require_supported_device(o.device);
+  const Device device = tools::select_device(o.device);
   if (o.threads > 0) cpu::set_num_threads(o.threads);
   const auto started = std::chrono::steady_clock::now();
 
@@ -104,6 +104,7 @@ int run(Options o) {
   if (meta.count("std")) normalization.std = tools::metadata_numbers(meta, "std");
 
   const auto backbone = load_backbone(o.model, o.weights);
+  backbone->to(device);
   backbone->eval();
 
   int64_t skipped = 0;
@@ -118,6 +119,7 @@ int run(Options o) {
   loader_options.batch_size = o.batch;
   loader_options.workers = o.workers;
   loader_options.seed = o.seed;
+  loader_options.pin_memory = device.is_cuda();  // data::to_device uploads pinned batches asynchronously
   data::DataLoader loader(dataset, std::make_shared<data::SequentialSampler>(manifest.size()), loader_options);
 
   std::vector<Tensor> chunks;
@@ -127,7 +129,7 @@ int run(Options o) {
     loader.start_epoch(0);
     train::ProgressBar bar("features", loader.batches_per_epoch());
     while (std::optional<data::Batch> b = loader.next()) {
-      chunks.push_back(backbone->features(b->images()).contiguous());
+      chunks.push_back(backbone->features(data::to_device(*b, device).images()).to(Device::cpu()).contiguous());
       order.insert(order.end(), b->indices.begin(), b->indices.end());
       bar.update(b->index + 1);
     }
@@ -209,13 +211,6 @@ int main(int argc, char** argv) {
   app.add_option("--workers", o.workers, "data loader threads (default 2)")->check(CLI::Range(0, 256));
   app.add_option("--threads", o.threads, "CPU compute threads (default: all)")->check(CLI::Range(0, 1024));
   app.add_option("--seed", o.seed, "seed (the extraction itself is deterministic; default 0)");
-  app.add_option("--device", o.device, "cpu or cuda (default cpu)");
-  if (auto code = tools::parse_command_line(app, argc, argv)) return *code;
-
-  try {
-    return run(o);
-  } catch (const std::exception& e) {
-    tools::print_error("pneuma-features", e.what());
-    return 1;
-  }
+  tools::add_device_flag(app, o.device);
+  return tools::run_tool(app, argc, argv, [&] { return run(o); });
 }

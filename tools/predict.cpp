@@ -23,6 +23,7 @@
 #include "models/unet.h"
 #include "tools/common/checkpoint_metadata.h"
 #include "tools/common/cli.h"
+#include "tools/common/device.h"
 
 using namespace pneuma;
 
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   std::string gradcam_path;
   double gradcam_alpha = 0.5;
   int64_t gradcam_class = -1;
+  std::string device_name = "cpu";
   app.add_option("--model", model_name, "model name (default: the checkpoint's metadata 'model')");
   app.add_option("--num-classes", num_classes, "number of classes (default: the checkpoint's metadata)")
       ->check(CLI::PositiveNumber);
@@ -49,9 +51,11 @@ int main(int argc, char** argv) {
   app.add_option("--gradcam-class", gradcam_class, "class to explain (default: the predicted one; the single logit "
                                                    "of a binary model)")
       ->check(CLI::NonNegativeNumber);
+  tools::add_device_flag(app, device_name);
   if (auto code = tools::parse_command_line(app, argc, argv)) return *code;
 
   try {
+    const Device device = tools::select_device(device_name);
     const io::SafetensorsHeader header = io::read_safetensors_header(weights);
     const tools::ClassifierSpec spec =
         tools::classifier_spec(header.metadata, weights, model_name, num_classes,
@@ -65,6 +69,7 @@ int main(int argc, char** argv) {
     PNEUMA_CHECK(!dynamic_cast<const models::UNet*>(model.get()), model_name,
                  " is a segmentation model; pneuma-predict takes classifiers");
     io::load_checkpoint(*model, weights);
+    model->to(device);
     model->eval();
 
     const data::Image original = data::read_image(image_path);
@@ -72,7 +77,7 @@ int main(int argc, char** argv) {
     // (data::ImageDataset's default), then the eval pipeline.
     data::Pipeline pipeline = data::Pipeline::eval(img_size);
     pipeline.normalize(norm);
-    const Tensor x = pipeline(data::read_image(image_path, 1), 0).unsqueeze(0);
+    const Tensor x = pipeline(data::read_image(image_path, 1), 0).unsqueeze(0).to(device);
 
     NoGradGuard no_grad;
     const Tensor logits = models::forward_any(*model, x).reshape({-1});

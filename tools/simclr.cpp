@@ -9,7 +9,6 @@
 //   train_state.safetensors  what --resume needs
 //   metrics.jsonl            one JSON line per epoch (loss, contrastive top-1 accuracy)
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -23,6 +22,7 @@
 #include "engine/core/generator.h"
 #include "engine/cpu/parallel.h"
 #include "engine/data/dataset.h"
+#include "engine/data/device_batch.h"
 #include "engine/data/loader.h"
 #include "engine/data/rng.h"
 #include "engine/data/sampler.h"
@@ -31,8 +31,7 @@
 #include "engine/ops/index/index.h"
 #include "engine/ops/loss/loss.h"
 #include "engine/train/checkpointing.h"
-#include "engine/train/clip.h"
-#include "engine/train/finite.h"
+#include "engine/train/epoch_loop.h"
 #include "engine/train/image_set.h"
 #include "engine/train/metrics_log.h"
 #include "engine/train/progress.h"
@@ -42,7 +41,6 @@
 #include "models/registry.h"
 #include "tools/common/cli.h"
 #include "tools/common/device.h"
-#include "tools/common/error_line.h"
 #include "tools/common/optimization.h"
 #include "tools/common/resume.h"
 
@@ -72,21 +70,11 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Settings, model, data, out, resu
                                                 temperature, proj_hidden, proj_dim, proj_bn, clip_grad, skip_bad,
                                                 workers, threads, seed, device, stop_after)
 
-struct Options : Settings {
-  // SimCLR's defaults at small batch: Adam 3e-4, weight decay 1e-6, cosine decay.
-  tools::OptimizationFlags optimization{"adam", 3e-4, 1e-6, 0.9, "cosine", 30, 0.1, 0, 10, 0.1, 0};
-};
-// One flat JSON object (keys = flag names), as the resume check compares flag by flag.
-void to_json(nlohmann::json& j, const Options& o) {
-  j = static_cast<const Settings&>(o);
-  j.update(nlohmann::json(o.optimization));
-}
-void from_json(const nlohmann::json& j, Options& o) {
-  static_cast<Settings&>(o) = j.get<Settings>();
-  o.optimization = j.get<tools::OptimizationFlags>();
-}
+using Options = tools::SettingsAndOptimization<Settings>;
+// SimCLR's defaults at small batch: Adam 3e-4, weight decay 1e-6, cosine decay.
+const tools::OptimizationFlags kSimclrOptimization{"adam", 3e-4, 1e-6, 0.9, "cosine", 30, 0.1, 0, 10, 0.1, 0};
 
-const std::set<std::string> kMayChangeOnResume{"epochs", "threads", "workers", "stop_after", "resume", "out"};
+const std::set<std::string> kMayChangeOnResume{"epochs", "threads", "workers", "stop_after", "resume", "out", "device"};
 
 // Backbone and projection head as one module, so the train state holds both.
 class SimClrNet : public nn::Module {
@@ -100,12 +88,7 @@ class SimClrNet : public nn::Module {
   std::shared_ptr<models::ProjectionHead> head;
 };
 
-std::string absolute_path(const std::string& path) {
-  return path.empty() ? path : fs::absolute(path).lexically_normal().string();
-}
-
 void validate(const Options& o) {
-  tools::require_supported_device(o.device);
   PNEUMA_CHECK(!o.out.empty(), "--out (or --resume) is required");
   const auto names = models::classifier_names();
   PNEUMA_CHECK(std::find(names.begin(), names.end(), o.model) != names.end(), "unknown model '", o.model, "'");
@@ -140,24 +123,12 @@ double contrastive_accuracy(const Tensor& z) {
 }
 
 int run(const CLI::App& app, Options o) {
-  o.data = absolute_path(o.data);
-  o.out = absolute_path(o.out);
-  o.resume = absolute_path(o.resume);
+  for (std::string* path : {&o.data, &o.out, &o.resume}) *path = tools::absolute_path(*path);
   const bool resuming = !o.resume.empty();
-  if (resuming) {
-    PNEUMA_CHECK(o.out.empty() || o.out == o.resume, "--out ", o.out, " differs from --resume ", o.resume,
-                 " (a resumed run writes into its own folder)");
-    const std::string dir = o.resume;
-    const nlohmann::json given = o;
-    nlohmann::json merged = tools::merge_resumed_options(app, tools::saved_run_options(dir), given, kMayChangeOnResume);
-    merged["stop_after"] = given["stop_after"];  // belongs to one invocation
-    o = merged.get<Options>();
-    o.resume = o.out = dir;
-  }
+  if (resuming) o = tools::resumed_options(app, o, kMayChangeOnResume);
   validate(o);
-  if (!resuming)
-    PNEUMA_CHECK(!train::has_train_state(o.out), o.out, " already holds a run (", train::kTrainState,
-                 "); continue it with --resume ", o.out, " or choose another --out");
+  const Device device = tools::select_device(o.device);
+  if (!resuming) tools::require_no_run(o.out);
   if (o.threads > 0) cpu::set_num_threads(o.threads);
   manual_seed(o.seed);
 
@@ -177,6 +148,7 @@ int run(const CLI::App& app, Options o) {
   head_options.widths = {backbone->feature_dim(), hidden, o.proj_dim};
   head_options.batch_norm = o.proj_bn;
   const auto model = std::make_shared<SimClrNet>(backbone, std::make_shared<models::ProjectionHead>(head_options));
+  model->to(device);  // before the optimizer: its state lives with the parameters
 
   auto optimizer = tools::make_optimizer(o.optimization, model->parameters());
   // plateau follows the training loss: there is no validation metric
@@ -201,75 +173,53 @@ int run(const CLI::App& app, Options o) {
 
   const auto dataset = std::make_shared<data::ImageDataset>(images, std::vector<data::Pipeline>{view, view});
   const auto sampler = std::make_shared<data::ShuffledSampler>(images.size(), data::derive_seed(o.seed, 1));
-  data::LoaderOptions loader_options;
-  loader_options.batch_size = batch;
-  loader_options.workers = o.workers;
-  loader_options.seed = o.seed;
-  // A last batch of one image has no negatives (and degenerate BatchNorm statistics).
-  loader_options.drop_last = images.size() % batch == 1;
-  data::DataLoader loader(dataset, sampler, loader_options);
+  // A last batch of one image (dropped) would have no negatives.
+  data::DataLoader loader(dataset, sampler,
+                          train::training_loader_options(batch, o.workers, o.seed, images.size(), device));
   const int64_t batches = loader.batches_per_epoch();
 
   double last_loss = 0;
-  int64_t epochs_this_run = 0;
-  for (int64_t epoch = start_epoch; epoch < o.epochs; ++epoch) {
-    if (o.stop_after > 0 && epochs_this_run >= o.stop_after) {
-      std::fprintf(stderr, "pneuma-simclr: stopped after %lld epoch(s) (--stop-after); continue with --resume %s\n",
-                   static_cast<long long>(epochs_this_run), o.out.c_str());
-      return 0;
-    }
-    const auto started = std::chrono::steady_clock::now();
+  // No early stopping: there is no validation metric.
+  const train::EpochLoop epochs{"pneuma-simclr", o.out, start_epoch, o.epochs, o.stop_after, nullptr, 0, ""};
+  const bool finished = epochs.run([&](int64_t epoch) {
+    const train::Stopwatch stopwatch;
     const double epoch_lr = optimizer->lr();
     models::set_training(*model, true);
     loader.start_epoch(epoch);
-    train::ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), batches);
-    const std::string keep_note = epoch > 0 ? "the checkpoint of epoch " + std::to_string(epoch) + " in " + o.out
-                                            : std::string("no checkpoint (the first epoch had not finished)");
-    double loss_sum = 0, accuracy_sum = 0;
-    int64_t seen = 0;
-    while (std::optional<data::Batch> b = loader.next()) {
-      const int64_t step = epoch * batches + b->index + 1;
+    train::ProgressBar bar(train::epoch_label(epoch, o.epochs), batches);
+    const std::string keep_note = train::kept_checkpoint_note(epoch, o.out);
+    train::RunningMean epoch_loss, epoch_accuracy;
+    while (std::optional<data::Batch> host_batch = loader.next()) {
+      const data::Batch b = data::to_device(*host_batch, device);
+      const int64_t step = epoch * batches + b.index + 1;
       // Both views in one forward: rows i and i + N of z are positives (nt_xent_loss), and
       // BatchNorm sees statistics over both views, as SimCLR's global BN.
-      const Tensor z = model->forward(cat({b->views.at(0), b->views.at(1)}, 0));
+      const Tensor z = model->forward(cat({b.views.at(0), b.views.at(1)}, 0));
       const Tensor loss = nt_xent_loss(z, o.temperature);
-      train::require_finite_loss(loss, step, keep_note);
-      optimizer->zero_grad();
-      loss.backward();
-      if (o.clip_grad > 0) train::clip_grad_norm(optimizer->parameters(), o.clip_grad);
-      optimizer->step();
-      const double accuracy = contrastive_accuracy(z.detach());
-      loss_sum += loss.item() * static_cast<double>(b->size());
-      accuracy_sum += accuracy * static_cast<double>(b->size());
-      seen += b->size();
-      char status[64];
-      std::snprintf(status, sizeof status, "loss %.4f", loss_sum / static_cast<double>(seen));
-      bar.update(b->index + 1, status);
+      train::optimization_step(loss, *optimizer, o.clip_grad, step, keep_note);
+      epoch_loss.add(loss.item(), b.size());
+      epoch_accuracy.add(contrastive_accuracy(z.detach()), b.size());
+      bar.update(b.index + 1, "loss " + train::fixed4(epoch_loss.mean()));
     }
-    const double epoch_loss = loss_sum / static_cast<double>(std::max<int64_t>(seen, 1));
-    const double epoch_accuracy = accuracy_sum / static_cast<double>(std::max<int64_t>(seen, 1));
     char status[64];
-    std::snprintf(status, sizeof status, "loss %.4f acc %.3f", epoch_loss, epoch_accuracy);
+    std::snprintf(status, sizeof status, "loss %.4f acc %.3f", epoch_loss.mean(), epoch_accuracy.mean());
     bar.finish(status);
-    scheduler.step(epoch_loss);
-    last_loss = epoch_loss;
+    scheduler.step(epoch_loss.mean());
+    last_loss = epoch_loss.mean();
 
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     log.write({{"epoch", epoch + 1},
                {"lr", epoch_lr},
-               {"loss", epoch_loss},
-               {"contrastive_accuracy", epoch_accuracy},
-               {"seconds", seconds}});
+               {"loss", epoch_loss.mean()},
+               {"contrastive_accuracy", epoch_accuracy.mean()},
+               {"seconds", stopwatch.seconds()}});
     backbone_meta["epoch"] = std::to_string(epoch + 1);
-    backbone_meta["loss"] = train::format_number(epoch_loss);
+    backbone_meta["loss"] = train::format_number(epoch_loss.mean());
     model_meta["loss"] = backbone_meta["loss"];
     io::save_checkpoint(*backbone, (fs::path(o.out) / kBackboneFile).string(), backbone_meta);
-    train::TrainState state;
-    state.epoch = epoch + 1;
-    state.extra = {{"options", o}};
-    train::save_train_state(o.out, *model, *optimizer, &scheduler, nullptr, state, model_meta);
-    ++epochs_this_run;
-  }
+    train::save_epoch_checkpoints(o.out, *model, *optimizer, &scheduler, nullptr, epoch, /*best=*/false, o,
+                                  model_meta);
+  });
+  if (!finished) return 0;
   std::cout << nlohmann::json{{"done", true},
                               {"epochs", o.epochs},
                               {"loss", last_loss},
@@ -284,11 +234,12 @@ int run(const CLI::App& app, Options o) {
 int main(int argc, char** argv) {
   CLI::App app{"SimCLR self-supervised pretraining of a backbone on unlabeled images (NT-Xent)", "pneuma-simclr"};
   Options o;
+  o.optimization = kSimclrOptimization;
   app.add_option("--model", o.model, "backbone: simplecnn, resnet18/34/50/101/152, densenet121/161/169/201 "
                                      "(default resnet50)");
   app.add_option("--data", o.data, "images: CSV manifest, Kermany folder, or any folder of PNG/JPEG/BMP (labels ignored)");
   app.add_option("--out", o.out, "output folder: backbone.safetensors, last.safetensors, train_state, metrics.jsonl");
-  app.add_option("--resume", o.resume, "continue the interrupted run in this folder with its saved settings");
+  tools::add_resume_flags(app, o.resume, o.stop_after);
   app.add_option("--img-size", o.img_size, "square view size (default 224)")->check(CLI::Range(8, 4096));
   app.add_option("--epochs", o.epochs, "epochs (default 100)")->check(CLI::Range(int64_t{1}, int64_t{100000}));
   app.add_option("--batch", o.batch, "images per batch, 2 views each (default 64)")
@@ -305,16 +256,9 @@ int main(int argc, char** argv) {
   app.add_option("--workers", o.workers, "data loader threads (default 2)")->check(CLI::Range(0, 256));
   app.add_option("--threads", o.threads, "CPU compute threads (default: all)")->check(CLI::Range(0, 1024));
   app.add_option("--seed", o.seed, "seed of weights, order and augmentation (default 0)");
-  app.add_option("--device", o.device, "cpu or cuda (default cpu)");
-  app.add_option("--stop-after", o.stop_after, "stop after this many epochs as if interrupted (resume later)")
-      ->check(CLI::NonNegativeNumber);
-  if (auto code = tools::parse_command_line(app, argc, argv)) return *code;
-
-  try {
+  tools::add_device_flag(app, o.device);
+  return tools::run_tool(app, argc, argv, [&] {
     if (o.resume.empty()) PNEUMA_CHECK(!o.data.empty(), "--data is required");
     return run(app, o);
-  } catch (const std::exception& e) {
-    tools::print_error("pneuma-simclr", e.what());
-    return 1;
-  }
+  });
 }

@@ -6,23 +6,24 @@
 //
 // --resume DIR continues an interrupted run from its last completed epoch with the
 // settings saved in DIR (a flag may be repeated with the same value; --epochs, --threads,
-// --workers and --stop-after may change). On the CPU with the same thread count the
-// result is bit-identical to an uninterrupted run: model, optimizer, scheduler, early
+// --workers, --device and --stop-after may change). On the CPU with the same thread count
+// the result is bit-identical to an uninterrupted run: model, optimizer, scheduler, early
 // stopping and the global generator are restored, and the data order and augmentation
 // are pure functions of (seed, epoch).
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "engine/core/generator.h"
 #include "engine/cpu/parallel.h"
 #include "engine/data/dataset.h"
+#include "engine/data/device_batch.h"
 #include "engine/data/loader.h"
 #include "engine/data/rng.h"
 #include "engine/data/sampler.h"
@@ -34,10 +35,9 @@
 #include "engine/ops/loss/loss.h"
 #include "engine/ops/reduce/reduce.h"
 #include "engine/train/checkpointing.h"
-#include "engine/train/clip.h"
 #include "engine/train/data_setup.h"
 #include "engine/train/early_stopping.h"
-#include "engine/train/finite.h"
+#include "engine/train/epoch_loop.h"
 #include "engine/train/metrics_log.h"
 #include "engine/train/optimizer_factory.h"
 #include "engine/train/predict.h"
@@ -46,6 +46,7 @@
 #include "models/freeze.h"
 #include "models/registry.h"
 #include "tools/common/cli.h"
+#include "tools/common/device.h"
 #include "tools/common/resume.h"
 
 using namespace pneuma;
@@ -90,43 +91,18 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Options, model, data, val_data, 
                                                 fold, folds, val_fraction, early_stop, clip_grad, augment, skip_bad,
                                                 workers, threads, seed, device, stop_after)
 
-std::string absolute_path(const std::string& path) {
-  return path.empty() ? path : fs::absolute(path).lexically_normal().string();
-}
-
 // Paths are saved absolute, so --resume works from any folder.
 void make_paths_absolute(Options& o) {
-  o.data = absolute_path(o.data);
-  o.val_data = absolute_path(o.val_data);
-  o.init = absolute_path(o.init);
-  o.out = absolute_path(o.out);
-  o.resume = absolute_path(o.resume);
+  for (std::string* path : {&o.data, &o.val_data, &o.init, &o.out, &o.resume}) *path = tools::absolute_path(*path);
 }
 
-// The settings saved in DIR's train state, with the flags given now applied on top: only
-// --epochs, --threads, --workers and --stop-after may change.
-Options resumed_options(const CLI::App& app, const Options& given) {
-  const nlohmann::json now = given;
-  nlohmann::json merged = tools::merge_resumed_options(app, tools::saved_run_options(given.resume), now,
-                                                       {"epochs", "threads", "workers", "stop_after", "resume", "out"});
-  // --stop-after belongs to one invocation: a resumed run runs on unless told again.
-  merged["stop_after"] = now["stop_after"];
-  Options o = merged.get<Options>();
-  o.resume = given.resume;
-  o.out = given.resume;
-  return o;
-}
+// Only --epochs, --threads, --workers, --device and --stop-after of a resumed run may change.
+const std::set<std::string> kMayChangeOnResume{"epochs", "threads", "workers", "stop_after", "resume", "out", "device"};
 
 void validate(const Options& o) {
   PNEUMA_CHECK(o.loss == "bce" || o.loss == "focal" || o.loss == "ce", "unknown loss '", o.loss, "' (bce, focal, ce)");
   PNEUMA_CHECK(o.sampler == "shuffle" || o.sampler == "balanced-class", "unknown sampler '", o.sampler,
                "' (shuffle, balanced-class)");
-  PNEUMA_CHECK(o.device == "cpu" || o.device == "cuda", "unknown device '", o.device, "' (cpu, cuda)");
-  // The CUDA backend runs elementwise ops and reductions, but convolution and the
-  // optimizers are CPU-only so far.
-  PNEUMA_CHECK(o.device == "cpu",
-               "--device cuda: training on the GPU is not implemented yet (convolution and the optimizers run on "
-               "the CPU only); use --device cpu");
   PNEUMA_CHECK(o.loss == "ce" || o.num_classes == 2, "--loss ", o.loss, " is binary (one logit); use --loss ce for ",
                o.num_classes, " classes");
   PNEUMA_CHECK(o.num_classes >= 2, "--num-classes ", o.num_classes, " < 2");
@@ -194,12 +170,6 @@ Validation validate_model(const train::Predictions& p, bool binary) {
   return v;
 }
 
-std::string fixed4(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.4f", value);
-  return text;
-}
-
 std::string class_summary(const data::Manifest& m) {
   std::string out;
   const std::vector<int64_t> counts = m.class_counts();
@@ -210,16 +180,11 @@ std::string class_summary(const data::Manifest& m) {
 int run(const CLI::App& app, Options o) {
   make_paths_absolute(o);
   const bool resuming = !o.resume.empty();
-  if (resuming) {
-    PNEUMA_CHECK(o.out.empty() || o.out == o.resume, "--out ", o.out, " differs from --resume ", o.resume,
-                 " (a resumed run writes into its own folder)");
-    o = resumed_options(app, o);
-  }
+  if (resuming) o = tools::resumed_options(app, o, kMayChangeOnResume);
   validate(o);
+  const Device device = tools::select_device(o.device);
   const train::ClassWeightSpec weight_spec = train::ClassWeightSpec::parse(o.class_weights);
-  if (!resuming)
-    PNEUMA_CHECK(!train::has_train_state(o.out), o.out, " already holds a run (", train::kTrainState,
-                 "); continue it with --resume ", o.out, " or choose another --out");
+  if (!resuming) tools::require_no_run(o.out);
   if (o.threads > 0) cpu::set_num_threads(o.threads);
   manual_seed(o.seed);
 
@@ -254,6 +219,7 @@ int run(const CLI::App& app, Options o) {
     const auto frozen = models::freeze(*model, o.freeze);
     std::fprintf(stderr, "pneuma-train: froze %zu parameter tensors\n", frozen.size());
   }
+  model->to(device);  // before the optimizer: its state lives with the parameters
   auto optimizer = train::make_optimizer(o.optimizer, model->parameters(), o.lr, o.weight_decay, o.momentum);
   train::SchedulerOptions schedule;
   schedule.kind = o.scheduler;
@@ -293,18 +259,13 @@ int run(const CLI::App& app, Options o) {
                                                       sampler_seed);
   else
     sampler = std::make_shared<data::ShuffledSampler>(split.train.size(), sampler_seed);
-  data::LoaderOptions loader_options;
-  loader_options.batch_size = o.batch;
-  loader_options.workers = o.workers;
-  loader_options.seed = o.seed;
-  // A last batch of one sample would make BatchNorm's batch statistics degenerate.
-  loader_options.drop_last = sampler->epoch_length() % o.batch == 1 && sampler->epoch_length() > 1;
-  data::DataLoader train_loader(train_set, sampler, loader_options);
-  data::LoaderOptions val_options = loader_options;
-  val_options.drop_last = false;
-  data::DataLoader val_loader(val_set, std::make_shared<data::SequentialSampler>(split.val.size()), val_options);
+  data::DataLoader train_loader(
+      train_set, sampler, train::training_loader_options(o.batch, o.workers, o.seed, sampler->epoch_length(), device));
+  data::DataLoader val_loader(val_set, std::make_shared<data::SequentialSampler>(split.val.size()),
+                              train::evaluation_loader_options(o.batch, o.workers, o.seed, device));
 
-  const Tensor class_weights = weight_spec.resolve(train_labels, o.num_classes);
+  Tensor class_weights = weight_spec.resolve(train_labels, o.num_classes);
+  if (class_weights.defined()) class_weights = class_weights.to(device);
 
   auto compute_loss = [&](const Tensor& logits, const Tensor& labels) -> Tensor {
     if (o.loss == "ce") return cross_entropy(logits, labels, class_weights);
@@ -320,53 +281,42 @@ int run(const CLI::App& app, Options o) {
 
   // ---- epochs
   const int64_t batches = train_loader.batches_per_epoch();
-  int64_t epochs_this_run = 0;
-  for (int64_t epoch = start_epoch; epoch < o.epochs; ++epoch) {
-    if (early_stopping.should_stop()) break;
-    if (o.stop_after > 0 && epochs_this_run >= o.stop_after) {
-      std::fprintf(stderr, "pneuma-train: stopped after %lld epoch(s) (--stop-after); continue with --resume %s\n",
-                   static_cast<long long>(epochs_this_run), o.out.c_str());
-      return 0;
-    }
-    const auto started = std::chrono::steady_clock::now();
+  train::EpochLoop epochs{"pneuma-train", o.out, start_epoch, o.epochs, o.stop_after, &early_stopping,
+                          o.early_stop, "validation AUROC"};
+  const bool finished = epochs.run([&](int64_t epoch) {
+    const train::Stopwatch stopwatch;
     const double epoch_lr = optimizer->lr();
     models::set_training(*model, true);
     train_loader.start_epoch(epoch);
     // One bar per epoch over its training and then its validation batches.
-    train::ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs),
-                           batches + val_loader.batches_per_epoch());
-    double loss_sum = 0;
-    int64_t seen = 0;
-    const std::string keep_note = epoch > 0 ? "the checkpoint of epoch " + std::to_string(epoch) + " in " + o.out
-                                            : std::string("nothing (the first epoch had not finished)");
-    while (std::optional<data::Batch> batch = train_loader.next()) {
-      const int64_t step = epoch * batches + batch->index + 1;  // counts from 1 across resumes
-      const Tensor logits = model->forward(batch->images());
-      const Tensor loss = compute_loss(logits, batch->labels);
-      train::require_finite_loss(loss, step, keep_note);
-      optimizer->zero_grad();
-      loss.backward();
-      if (o.clip_grad > 0) train::clip_grad_norm(optimizer->parameters(), o.clip_grad);
-      optimizer->step();
-      loss_sum += loss.item() * static_cast<double>(batch->size());
-      seen += batch->size();
-      bar.update(batch->index + 1, "loss " + fixed4(loss_sum / static_cast<double>(seen)));
+    train::ProgressBar bar(train::epoch_label(epoch, o.epochs), batches + val_loader.batches_per_epoch());
+    train::RunningMean train_loss;
+    const std::string keep_note = train::kept_checkpoint_note(epoch, o.out);
+    while (std::optional<data::Batch> host_batch = train_loader.next()) {
+      const data::Batch batch = data::to_device(*host_batch, device);
+      const int64_t step = epoch * batches + batch.index + 1;  // counts from 1 across resumes
+      const Tensor loss = compute_loss(model->forward(batch.images()), batch.labels);
+      train::optimization_step(loss, *optimizer, o.clip_grad, step, keep_note);
+      train_loss.add(loss.item(), batch.size());
+      bar.update(batch.index + 1, "loss " + train::fixed4(train_loss.mean()));
     }
-    const double train_loss = loss_sum / static_cast<double>(std::max<int64_t>(seen, 1));
-    const std::string train_status = "loss " + fixed4(train_loss);
+    const std::string train_status = "loss " + train::fixed4(train_loss.mean());
     const Validation val = validate_model(
         train::predict(*model, val_loader, 0,
                        [&](int64_t done, int64_t) { bar.update(batches + done, train_status + " validating"); }),
         binary);
-    bar.finish(train_status + " val_auroc " + fixed4(val.auroc));
+    bar.finish(train_status + " val_auroc " + train::fixed4(val.auroc));
 
     const bool best = early_stopping.update(val.auroc);
     scheduler.step(val.auroc);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    nlohmann::json record = {{"epoch", epoch + 1},       {"lr", epoch_lr},
-                             {"train_loss", train_loss}, {"val_loss", val.loss},
-                             {"val_auroc", val.auroc},   {"val_accuracy", val.accuracy},
-                             {"seconds", seconds},       {"best", best}};
+    nlohmann::json record = {{"epoch", epoch + 1},
+                             {"lr", epoch_lr},
+                             {"train_loss", train_loss.mean()},
+                             {"val_loss", val.loss},
+                             {"val_auroc", val.auroc},
+                             {"val_accuracy", val.accuracy},
+                             {"seconds", stopwatch.seconds()},
+                             {"best", best}};
     if (val.threshold) record["val_threshold"] = *val.threshold;
     log.write(record);
 
@@ -374,16 +324,9 @@ int run(const CLI::App& app, Options o) {
     meta["val_auroc"] = train::format_number(val.auroc);
     meta["val_loss"] = train::format_number(val.loss);
     if (val.threshold) meta["threshold"] = train::format_number(*val.threshold);
-    if (best) io::save_checkpoint(*model, (fs::path(o.out) / train::kBestCheckpoint).string(), meta);
-    train::TrainState state;
-    state.epoch = epoch + 1;
-    state.extra = {{"options", o}};
-    train::save_train_state(o.out, *model, *optimizer, &scheduler, &early_stopping, state, meta);
-    ++epochs_this_run;
-    if (early_stopping.should_stop())
-      std::fprintf(stderr, "pneuma-train: early stop: no better validation AUROC for %lld epochs\n",
-                   static_cast<long long>(o.early_stop));
-  }
+    train::save_epoch_checkpoints(o.out, *model, *optimizer, &scheduler, &early_stopping, epoch, best, o, meta);
+  });
+  if (!finished) return 0;
   std::cout << nlohmann::json{{"done", true},
                               {"best_epoch", early_stopping.best_epoch() + 1},
                               {"best_val_auroc", early_stopping.best()},
@@ -403,7 +346,7 @@ int main(int argc, char** argv) {
   app.add_option("--data", o.data, "Kermany folder (with or without train/) or CSV manifest (path,label,...)");
   app.add_option("--val-data", o.val_data, "separate validation set (folder or CSV); default: split --data");
   app.add_option("--out", o.out, "output folder: best/last.safetensors, train_state.safetensors, metrics.jsonl");
-  app.add_option("--resume", o.resume, "continue the interrupted run in this folder with its saved settings");
+  tools::add_resume_flags(app, o.resume, o.stop_after);
   app.add_option("--init", o.init, "initial weights by name (safetensors); a classifier of another shape is skipped");
   app.add_option("--img-size", o.img_size, "square input size (default 224)")->check(CLI::Range(8, 4096));
   app.add_option("--epochs", o.epochs, "epochs (default 10)")->check(CLI::Range(int64_t{1}, int64_t{100000}));
@@ -449,9 +392,7 @@ int main(int argc, char** argv) {
   app.add_option("--workers", o.workers, "data loader threads (default 2)")->check(CLI::Range(0, 256));
   app.add_option("--threads", o.threads, "CPU compute threads (default: all)")->check(CLI::Range(0, 1024));
   app.add_option("--seed", o.seed, "seed of weights, split, order and augmentation (default 0)");
-  app.add_option("--device", o.device, "cpu or cuda (default cpu)");
-  app.add_option("--stop-after", o.stop_after, "stop after this many epochs as if interrupted (resume later)")
-      ->check(CLI::NonNegativeNumber);
+  tools::add_device_flag(app, o.device);
   app.footer(
       "metrics.jsonl, one line per epoch: epoch, lr (of that epoch), train_loss (the training loss, weighted), "
       "val_loss (cross-entropy of the validation probabilities, clipped to [1e-7, 1-1e-7], unweighted), val_auroc "
@@ -459,17 +400,11 @@ int main(int argc, char** argv) {
       "best. best.safetensors holds the epoch with the highest val_auroc and its metadata (model, num_classes = "
       "outputs, img_size, mean, std, threshold, epoch) for pneuma-predict and pneuma-eval. A run killed at any point "
       "continues with --resume OUT, bit-identical on the CPU with the same --threads.");
-  if (auto code = tools::parse_command_line(app, argc, argv)) return *code;
-
-  try {
+  return tools::run_tool(app, argc, argv, [&] {
     if (o.resume.empty()) {
       PNEUMA_CHECK(!o.model.empty(), "--model is required");
       PNEUMA_CHECK(!o.data.empty(), "--data is required");
     }
     return run(app, o);
-  } catch (const std::exception& e) {
-    std::string message = e.what();
-    std::fprintf(stderr, "pneuma-train: %s\n", message.c_str());
-    return 1;
-  }
+  });
 }

@@ -18,7 +18,6 @@
 // JSON lines only.
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -33,6 +32,7 @@
 #include "engine/core/generator.h"
 #include "engine/cpu/parallel.h"
 #include "engine/data/dataset.h"
+#include "engine/data/device_batch.h"
 #include "engine/data/loader.h"
 #include "engine/data/manifest.h"
 #include "engine/data/rng.h"
@@ -43,6 +43,7 @@
 #include "engine/metrics/classification.h"
 #include "engine/train/checkpointing.h"
 #include "engine/train/data_setup.h"
+#include "engine/train/epoch_loop.h"
 #include "engine/train/metrics_log.h"
 #include "engine/train/optimizer_factory.h"
 #include "engine/train/predict.h"
@@ -52,6 +53,7 @@
 #include "models/registry.h"
 #include "models/three_branch.h"
 #include "tools/common/cli.h"
+#include "tools/common/device.h"
 
 using namespace pneuma;
 namespace fs = std::filesystem;
@@ -313,7 +315,7 @@ void load_backbone_weights(models::ThreeBranch& model, const std::string& path) 
 }
 
 FoldResult train_fold(const Options& o, const train::ComparisonConfig& config, const data::Manifest& all,
-                      const std::vector<int64_t>& folds, int64_t fold, const std::string& dir) {
+                      const std::vector<int64_t>& folds, int64_t fold, const std::string& dir, Device device) {
   const data::Manifest train_set =
       select(all, folds, fold, /*in_fold=*/false, config.train_pediatric, config.train_adult);
   const data::Manifest val_set = select(all, folds, fold, /*in_fold=*/true);
@@ -333,6 +335,7 @@ FoldResult train_fold(const Options& o, const train::ComparisonConfig& config, c
   architecture.num_classes = 1;
   models::ThreeBranch model(architecture);
   if (!o.init.empty()) load_backbone_weights(model, o.init);
+  model.to(device);  // before the optimizer: its state lives with the parameters
   auto optimizer = train::make_optimizer("adamw", train::comparison_parameters(model, config), o.lr, o.weight_decay);
   const train::ComparisonLossOptions losses = loss_options(o);
 
@@ -347,6 +350,7 @@ FoldResult train_fold(const Options& o, const train::ComparisonConfig& config, c
   loader_options.batch_size = o.batch;
   loader_options.workers = o.workers;
   loader_options.seed = data::derive_seed(o.seed, 2000 + static_cast<uint64_t>(fold));
+  loader_options.pin_memory = device.is_cuda();  // data::to_device uploads pinned batches asynchronously
   data::DataLoader train_loader(std::make_shared<data::ImageDataset>(train_set, train_pipeline(o)), sampler,
                                 loader_options);
   const data::Pipeline eval_pipeline = data::Pipeline::eval(o.img_size);
@@ -367,34 +371,32 @@ FoldResult train_fold(const Options& o, const train::ComparisonConfig& config, c
   result.fold = fold;
   result.best.both = -1;
   const std::string best_path = (fs::path(dir) / train::kBestCheckpoint).string();
-  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    const auto started = std::chrono::steady_clock::now();
+  const train::EpochLoop epochs{"pneuma-train-3branch", dir, 0, o.epochs, 0, nullptr, 0, ""};
+  epochs.run([&](int64_t epoch) {
+    const train::Stopwatch stopwatch;
     models::set_training(model, true);
     train_loader.start_epoch(epoch);
-    train::ProgressBar bar(config.name() + " fold " + std::to_string(fold + 1) + "/" + std::to_string(o.folds) +
-                               " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs),
+    train::ProgressBar bar(config.name() + " fold " + std::to_string(fold + 1) + "/" + std::to_string(o.folds) + " " +
+                               train::epoch_label(epoch, o.epochs),
                            batches);
     const std::string keep_note = result.best_epoch > 0 ? "the best checkpoint so far in " + best_path
                                                         : std::string("no checkpoint of this fold yet");
     train::LossTerms sums;  // of the terms over the epoch's steps
-    double loss_sum = 0;
-    int64_t steps = 0;
-    while (std::optional<data::Batch> batch = train_loader.next()) {
+    train::RunningMean train_loss;
+    while (std::optional<data::Batch> host_batch = train_loader.next()) {
+      const data::Batch batch = data::to_device(*host_batch, device);
       std::vector<int64_t> batch_domains;
-      for (int64_t index : batch->indices) batch_domains.push_back(train_domains[static_cast<size_t>(index)]);
-      const Tensor domains = Tensor::from_indices(batch_domains, {batch->size()});
-      const int64_t step = epoch * batches + batch->index + 1;
-      const train::LossTerms terms = train::comparison_step(model, *optimizer, config, losses, batch->images(),
-                                                            batch->labels, domains, kDomainIds, step, keep_note);
+      for (int64_t index : batch.indices) batch_domains.push_back(train_domains[static_cast<size_t>(index)]);
+      const Tensor domains = Tensor::from_indices(batch_domains, {batch.size()}).to(device);
+      const int64_t step = epoch * batches + batch.index + 1;
+      const train::LossTerms terms = train::comparison_step(model, *optimizer, config, losses, batch.images(),
+                                                            batch.labels, domains, kDomainIds, step, keep_note);
       sums.focal += terms.focal;
       sums.contrastive += terms.contrastive;
       sums.similarity += terms.similarity;
       sums.dissimilarity += terms.dissimilarity;
-      loss_sum += terms.total.item();
-      ++steps;
-      char status[48];
-      std::snprintf(status, sizeof status, "loss %.4f", loss_sum / static_cast<double>(steps));
-      bar.update(batch->index + 1, status);
+      train_loss.add(terms.total.item());
+      bar.update(batch.index + 1, "loss " + train::fixed4(train_loss.mean()));
     }
     const train::Predictions predictions = train::predict(model, val_loader);
     const Auroc auroc = validation_auroc(predictions, val_set);
@@ -416,13 +418,13 @@ FoldResult train_fold(const Options& o, const train::ComparisonConfig& config, c
           train::format_number(metrics::youden_threshold(predictions.positive_scores(), predictions.labels));
       io::save_checkpoint(model, best_path, meta);
     }
-    const double n = static_cast<double>(std::max<int64_t>(steps, 1));
+    const double n = static_cast<double>(std::max<int64_t>(train_loss.count(), 1));
     log.write({{"configuration", config.name()},
                {"fold", fold},
                {"epoch", epoch + 1},
-               {"steps", steps},
+               {"steps", train_loss.count()},
                {"lr", o.lr},
-               {"train_loss", loss_sum / n},
+               {"train_loss", train_loss.mean()},
                {"focal", sums.focal / n},
                {"contrastive", sums.contrastive / n},
                {"similarity", sums.similarity / n},
@@ -431,8 +433,8 @@ FoldResult train_fold(const Options& o, const train::ComparisonConfig& config, c
                {"val_auroc_adult", auroc.adult},
                {"val_auroc_both", auroc.both},
                {"best", best},
-               {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()}});
-  }
+               {"seconds", stopwatch.seconds()}});
+  });
   return result;
 }
 
@@ -517,9 +519,6 @@ void write_file(const std::string& path, const std::string& text) {
 }
 
 void validate(const Options& o) {
-  PNEUMA_CHECK(o.device == "cpu" || o.device == "cuda", "unknown device '", o.device, "' (cpu, cuda)");
-  // The CUDA backend has its device context and allocator, but no op runs on the GPU yet.
-  PNEUMA_CHECK(o.device == "cpu", "--device cuda: CUDA ops are not implemented yet; use --device cpu");
   PNEUMA_CHECK(!o.out.empty(), "--out is required");
   PNEUMA_CHECK(o.data.empty() != (o.pediatric.empty() && o.adult.empty()),
                "give either --data CSV (with a domain column) or --pediatric and --adult, not both");
@@ -535,6 +534,7 @@ void validate(const Options& o) {
 
 int run(const Options& o) {
   validate(o);
+  const Device device = tools::select_device(o.device);
   const std::vector<train::ComparisonConfig> configs = configurations(o);
   for (const train::ComparisonConfig& c : configs) {
     const int64_t groups = (c.train_pediatric && c.train_adult) ? 4 : 2;
@@ -573,7 +573,7 @@ int run(const Options& o) {
     std::vector<FoldResult> fold_results;
     for (int64_t k : fold_list) {
       const fs::path dir = (several ? fs::path(o.out) / config.name() : fs::path(o.out)) / ("fold" + std::to_string(k));
-      const FoldResult r = train_fold(o, config, all, folds, k, dir.string());
+      const FoldResult r = train_fold(o, config, all, folds, k, dir.string(), device);
       results.write({{"configuration", config.name()},
                      {"fold", k},
                      {"best_epoch", r.best_epoch},
@@ -656,17 +656,12 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "seed of folds, weights, batches and augmentation (default 0)");
   app.add_option("--threads", o.threads, "CPU compute threads (default: all)")->check(CLI::Range(0, 1024));
   app.add_option("--workers", o.workers, "data loader threads (default 2)")->check(CLI::Range(0, 256));
-  app.add_option("--device", o.device, "cpu or cuda (default cpu)");
+  tools::add_device_flag(app, o.device);
   // --ablations names its configurations itself.
   ablations->excludes(mode)->excludes(train_domains)->excludes(contrastive)->excludes(embedding);
-  if (auto code = tools::parse_command_line(app, argc, argv)) return *code;
-  o.contrastive_given = contrastive->count() > 0;
-  o.embedding_given = embedding->count() > 0;
-
-  try {
+  return tools::run_tool(app, argc, argv, [&] {
+    o.contrastive_given = contrastive->count() > 0;
+    o.embedding_given = embedding->count() > 0;
     return run(o);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "pneuma-train-3branch: %s\n", e.what());
-    return 1;
-  }
+  });
 }

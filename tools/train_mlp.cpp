@@ -5,14 +5,16 @@
 // --val-features or a patient-level stratified split of the training file. Writes to --out:
 // best.safetensors (the best epoch by --monitor: the lowest validation loss, as the seed, or
 // the highest macro AUROC), last.safetensors and metrics.jsonl (per epoch: losses, accuracy,
-// per-class one-vs-rest and macro AUROC, macro F1).
+// per-class one-vs-rest and macro AUROC, macro F1) and train_state.safetensors, what
+// --resume DIR needs to continue an interrupted run with its saved settings (bit-identical
+// on the CPU with the same --threads, as pneuma-train's).
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -30,18 +32,17 @@
 #include "engine/ops/loss/loss.h"
 #include "engine/ops/softmax/softmax.h"
 #include "engine/train/checkpointing.h"
-#include "engine/train/clip.h"
 #include "engine/train/data_setup.h"
 #include "engine/train/early_stopping.h"
-#include "engine/train/finite.h"
+#include "engine/train/epoch_loop.h"
 #include "engine/train/metrics_log.h"
 #include "engine/train/progress.h"
 #include "engine/train/scheduler.h"
 #include "models/heads.h"
 #include "tools/common/cli.h"
 #include "tools/common/device.h"
-#include "tools/common/error_line.h"
 #include "tools/common/optimization.h"
+#include "tools/common/resume.h"
 
 using namespace pneuma;
 namespace fs = std::filesystem;
@@ -50,16 +51,15 @@ namespace {
 
 constexpr const char* kMetricsFile = "metrics.jsonl";
 
-struct Options {
-  std::string features, val_features, out;
+// Every setting of a run; member names are the flags with '-' as '_' (see tools/common/resume.h).
+struct Settings {
+  std::string features, val_features, out, resume;
   std::string target = "subtype";
   double val_fraction = 0.2;
   std::vector<int64_t> hidden{512, 128};
   std::string activation = "sigmoid";
   double dropout = 0.2;
   int64_t epochs = 60, batch = 32;
-  // the seed's: SGD at 1e-3 (momentum 0.9), constant rate
-  tools::OptimizationFlags optimization{"sgd", 1e-3, 0, 0.9, "none", 20, 0.1, 0, 3, 0.1, 0};
   std::string class_weights = "auto";
   std::string monitor = "val_loss";
   int64_t early_stop = 0;
@@ -67,7 +67,17 @@ struct Options {
   int threads = 0;
   uint64_t seed = 0;
   std::string device = "cpu";
+  int64_t stop_after = 0;
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Settings, features, val_features, out, resume, target, val_fraction,
+                                                hidden, activation, dropout, epochs, batch, class_weights, monitor,
+                                                early_stop, clip_grad, threads, seed, device, stop_after)
+
+using Options = tools::SettingsAndOptimization<Settings>;
+// the seed's: SGD at 1e-3 (momentum 0.9), constant rate
+const tools::OptimizationFlags kMlpOptimization{"sgd", 1e-3, 0, 0.9, "none", 20, 0.1, 0, 3, 0.1, 0};
+
+const std::set<std::string> kMayChangeOnResume{"epochs", "threads", "stop_after", "resume", "out", "device"};
 
 // One features file with the chosen target as class indices.
 struct FeatureSet {
@@ -216,10 +226,11 @@ struct Evaluation {
   metrics::MulticlassMetrics metrics;
 };
 
-Evaluation evaluate(models::MlpClassifier& mlp, const FeatureSet& set) {
+// The set's features on the model's device, its targets on the host.
+Evaluation evaluate(models::MlpClassifier& mlp, const Tensor& x, const FeatureSet& set) {
   NoGradGuard no_grad;
   mlp.eval();
-  const Tensor logits = mlp.forward(set.x).to(DType::Float64);
+  const Tensor logits = mlp.forward(x).to(Device::cpu()).to(DType::Float64);
   const Tensor targets = Tensor::from_indices(set.targets, {set.size()});
   Evaluation e;
   e.loss = cross_entropy(logits, targets).item();  // unweighted: comparable across --class-weights
@@ -234,15 +245,21 @@ Evaluation evaluate(models::MlpClassifier& mlp, const FeatureSet& set) {
 }
 
 void validate(const Options& o) {
-  tools::require_supported_device(o.device);
+  PNEUMA_CHECK(!o.out.empty(), "--out (or --resume) is required");
+  PNEUMA_CHECK(!o.features.empty(), "--features is required");
   PNEUMA_CHECK(o.target == "subtype" || o.target == "label", "unknown --target '", o.target, "' (subtype, label)");
   PNEUMA_CHECK(o.monitor == "val_loss" || o.monitor == "val_auroc", "unknown --monitor '", o.monitor,
                "' (val_loss, val_auroc)");
   tools::check_optimization_flags(o.optimization);
 }
 
-int run(const Options& o) {
+int run(const CLI::App& app, Options o) {
+  for (std::string* path : {&o.features, &o.val_features, &o.out, &o.resume}) *path = tools::absolute_path(*path);
+  const bool resuming = !o.resume.empty();
+  if (resuming) o = tools::resumed_options(app, o, kMayChangeOnResume);
   validate(o);
+  const Device device = tools::select_device(o.device);
+  if (!resuming) tools::require_no_run(o.out);
   if (o.threads > 0) cpu::set_num_threads(o.threads);
   manual_seed(o.seed);
 
@@ -263,6 +280,8 @@ int run(const Options& o) {
                static_cast<long long>(train_set.size()), counts_text(train_set).c_str(),
                static_cast<long long>(val_set.size()), counts_text(val_set).c_str(),
                static_cast<long long>(in_features));
+  // The feature matrices live on the device for the whole run; a batch is a row selection.
+  const Tensor train_x = train_set.x.to(device), val_x = val_set.x.to(device);
 
   models::MlpClassifierOptions mlp_options;
   mlp_options.in_features = in_features;
@@ -271,16 +290,20 @@ int run(const Options& o) {
   mlp_options.dropout = o.dropout;
   mlp_options.activation = o.activation;
   models::MlpClassifier mlp(mlp_options);
+  mlp.to(device);  // before the optimizer: its state lives with the parameters
 
   auto optimizer = tools::make_optimizer(o.optimization, mlp.parameters());
   const bool maximize = o.monitor == "val_auroc";
   train::LrScheduler scheduler(*optimizer, tools::scheduler_options(o.optimization, maximize ? "max" : "min"),
                                o.epochs);
   train::EarlyStopping early_stopping(o.early_stop, maximize);
-  const Tensor class_weights = train::ClassWeightSpec::parse(o.class_weights).resolve(train_set.targets, classes);
+  Tensor class_weights = train::ClassWeightSpec::parse(o.class_weights).resolve(train_set.targets, classes);
+  if (class_weights.defined()) class_weights = class_weights.to(device);
 
-  fs::create_directories(o.out);
-  train::MetricsLog log((fs::path(o.out) / kMetricsFile).string());
+  const std::string metrics_path = (fs::path(o.out) / kMetricsFile).string();
+  const int64_t start_epoch = tools::resume_or_start("pneuma-train-mlp", o.out, resuming, mlp, *optimizer, &scheduler,
+                                                     &early_stopping, metrics_path);
+  train::MetricsLog log(metrics_path, /*echo_stdout=*/true, /*append=*/resuming);
   std::string hidden_text;
   for (int64_t h : o.hidden) hidden_text += (hidden_text.empty() ? "" : ",") + std::to_string(h);
   std::string names_text;
@@ -294,82 +317,74 @@ int run(const Options& o) {
                     {"hidden", hidden_text},
                     {"activation", o.activation},
                     {"dropout", train::format_number(o.dropout)},
-                    {"features", fs::absolute(o.features).lexically_normal().string()}};
+                    {"features", o.features}};
   for (const char* key : {"model", "weights", "img_size", "mean", "std"})
     if (train_set.metadata.count(key)) meta[std::string("features_") + key] = train_set.metadata.at(key);
 
   const data::ShuffledSampler sampler(train_set.size(), data::derive_seed(o.seed, 1));
   const int64_t batch = std::min(o.batch, train_set.size());
   const int64_t batches = (train_set.size() + batch - 1) / batch;
-  Evaluation best_evaluation;
-  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    if (early_stopping.should_stop()) {
-      std::fprintf(stderr, "pneuma-train-mlp: early stop: no better %s for %lld epochs\n", o.monitor.c_str(),
-                   static_cast<long long>(o.early_stop));
-      break;
-    }
-    const auto started = std::chrono::steady_clock::now();
+  const train::EpochLoop epochs{"pneuma-train-mlp", o.out,         start_epoch, o.epochs, o.stop_after,
+                                &early_stopping,    o.early_stop, o.monitor};
+  const bool finished = epochs.run([&](int64_t epoch) {
+    const train::Stopwatch stopwatch;
     const double epoch_lr = optimizer->lr();
     mlp.train();
     const std::vector<int64_t> order = sampler.indices(epoch);
-    train::ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), batches);
-    double loss_sum = 0;
+    train::ProgressBar bar(train::epoch_label(epoch, o.epochs), batches);
+    const std::string keep_note = train::kept_checkpoint_note(epoch, o.out);
+    train::RunningMean train_loss;
     for (int64_t b = 0; b < batches; ++b) {
       const int64_t begin = b * batch, end = std::min(begin + batch, train_set.size());
       const std::vector<int64_t> rows(order.begin() + begin, order.begin() + end);
       std::vector<int64_t> targets;
       for (int64_t r : rows) targets.push_back(train_set.targets[static_cast<size_t>(r)]);
-      const Tensor x = index_select(train_set.x, 0, Tensor::from_indices(rows, {end - begin}));
-      const Tensor loss = cross_entropy(mlp.forward(x), Tensor::from_indices(targets, {end - begin}), class_weights);
-      train::require_finite_loss(loss, epoch * batches + b + 1,
-                                 epoch > 0 ? "the checkpoint of epoch " + std::to_string(epoch) + " in " + o.out : "");
-      optimizer->zero_grad();
-      loss.backward();
-      if (o.clip_grad > 0) train::clip_grad_norm(optimizer->parameters(), o.clip_grad);
-      optimizer->step();
-      loss_sum += loss.item() * static_cast<double>(end - begin);
+      const Tensor x = index_select(train_x, 0, Tensor::from_indices(rows, {end - begin}).to(device));
+      const Tensor loss =
+          cross_entropy(mlp.forward(x), Tensor::from_indices(targets, {end - begin}).to(device), class_weights);
+      train::optimization_step(loss, *optimizer, o.clip_grad, epoch * batches + b + 1, keep_note);
+      train_loss.add(loss.item(), end - begin);
       bar.update(b + 1);
     }
-    const double train_loss = loss_sum / static_cast<double>(train_set.size());
-    const Evaluation val = evaluate(mlp, val_set);
+    const Evaluation val = evaluate(mlp, val_x, val_set);
     const double monitored = maximize ? val.metrics.macro_auc : val.loss;
     const bool best = early_stopping.update(monitored);
     scheduler.step(monitored);
-    char status[96];
-    std::snprintf(status, sizeof status, "loss %.4f val_loss %.4f val_auroc %.4f", train_loss, val.loss,
-                  val.metrics.macro_auc);
-    bar.finish(status);
+    bar.finish("loss " + train::fixed4(train_loss.mean()) + " val_loss " + train::fixed4(val.loss) + " val_auroc " +
+               train::fixed4(val.metrics.macro_auc));
 
     nlohmann::json per_class = nlohmann::json::object();
     for (int64_t c = 0; c < classes; ++c)
       per_class[train_set.class_names[static_cast<size_t>(c)]] = val.metrics.per_class_auc[static_cast<size_t>(c)];
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     log.write({{"epoch", epoch + 1},
                {"lr", epoch_lr},
-               {"train_loss", train_loss},
+               {"train_loss", train_loss.mean()},
                {"val_loss", val.loss},
                {"val_accuracy", val.metrics.accuracy},
                {"val_macro_auroc", val.metrics.macro_auc},
                {"val_auroc", per_class},
                {"val_macro_f1", val.metrics.macro_f1},
-               {"seconds", seconds},
+               {"seconds", stopwatch.seconds()},
                {"best", best}});
     meta["epoch"] = std::to_string(epoch + 1);
     meta["val_loss"] = train::format_number(val.loss);
     meta["val_macro_auroc"] = train::format_number(val.metrics.macro_auc);
-    if (best) {
-      best_evaluation = val;
-      io::save_checkpoint(mlp, (fs::path(o.out) / train::kBestCheckpoint).string(), meta);
-    }
-    io::save_checkpoint(mlp, (fs::path(o.out) / train::kLastCheckpoint).string(), meta);
-  }
+    train::save_epoch_checkpoints(o.out, mlp, *optimizer, &scheduler, &early_stopping, epoch, best, o, meta);
+  });
+  if (!finished) return 0;
   nlohmann::json done = {{"done", true},
                          {"best_epoch", early_stopping.best_epoch() + 1},
                          {"monitor", o.monitor},
                          {"best", early_stopping.best()},
                          {"classes", train_set.class_names},
-                         {"out", fs::absolute(o.out).lexically_normal().string()}};
-  if (early_stopping.best_epoch() >= 0) done["val"] = metrics::to_json(best_evaluation.metrics);
+                         {"out", o.out}};
+  if (early_stopping.best_epoch() >= 0) {
+    // The best epoch's validation metrics, from its checkpoint (it may come from before a resume).
+    models::MlpClassifier best_mlp(mlp_options);
+    io::load_checkpoint(best_mlp, (fs::path(o.out) / train::kBestCheckpoint).string());
+    best_mlp.to(device);
+    done["val"] = metrics::to_json(evaluate(best_mlp, val_x, val_set).metrics);
+  }
   std::cout << done.dump() << std::endl;
   return 0;
 }
@@ -379,12 +394,14 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   CLI::App app{"Train an MLP on pneuma-features vectors (normal / viral / bacterial by default)", "pneuma-train-mlp"};
   Options o;
-  app.add_option("--features", o.features, "training features (pneuma-features output)")->required();
+  o.optimization = kMlpOptimization;
+  app.add_option("--features", o.features, "training features (pneuma-features output)");
   app.add_option("--val-features", o.val_features, "validation features; default: split --features");
   app.add_option("--val-fraction", o.val_fraction, "patient-level validation fraction without --val-features "
                                                    "(default 0.2)")
       ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--out", o.out, "output folder: best/last.safetensors, metrics.jsonl")->required();
+  app.add_option("--out", o.out, "output folder: best/last.safetensors, train_state.safetensors, metrics.jsonl");
+  tools::add_resume_flags(app, o.resume, o.stop_after);
   app.add_option("--target", o.target, "subtype (normal/viral/bacterial, the seed's task) or label (default subtype)");
   app.add_option("--hidden", o.hidden, "hidden widths, comma-separated (default 512,128)")->delimiter(',');
   app.add_option("--activation", o.activation, "hidden activation: sigmoid (the seed's) or relu");
@@ -400,13 +417,6 @@ int main(int argc, char** argv) {
   app.add_option("--clip-grad", o.clip_grad, "clip the gradient norm to this (0: off)")->check(CLI::NonNegativeNumber);
   app.add_option("--threads", o.threads, "CPU compute threads (default: all)")->check(CLI::Range(0, 1024));
   app.add_option("--seed", o.seed, "seed of weights, split, order and dropout (default 0)");
-  app.add_option("--device", o.device, "cpu or cuda (default cpu)");
-  if (auto code = tools::parse_command_line(app, argc, argv)) return *code;
-
-  try {
-    return run(o);
-  } catch (const std::exception& e) {
-    tools::print_error("pneuma-train-mlp", e.what());
-    return 1;
-  }
+  tools::add_device_flag(app, o.device);
+  return tools::run_tool(app, argc, argv, [&] { return run(app, o); });
 }

@@ -3,7 +3,9 @@
 // with Dice + BCE on the mask logits; images are gray, resized to --img-size (default 128),
 // masks resized with 'nearest'. Validation Dice and IoU (masks at sigmoid >= 0.5) every
 // epoch; --out gets best.safetensors (best validation Dice), last.safetensors and
-// metrics.jsonl.
+// metrics.jsonl; train_state.safetensors holds what --resume DIR needs to continue an
+// interrupted run with its saved settings (bit-identical on the CPU with the same
+// --threads, as pneuma-train's).
 //
 // --predict-masks DIR then writes a predicted mask PNG per image (at the image's own size)
 // for --predict-data (default --data) and DIR/<manifest name>.csv: the input's columns with
@@ -16,12 +18,15 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/core/generator.h"
 #include "engine/cpu/parallel.h"
+#include "engine/data/device_batch.h"
 #include "engine/data/loader.h"
 #include "engine/data/rng.h"
 #include "engine/data/sampler.h"
@@ -31,9 +36,8 @@
 #include "engine/ops/loss/loss.h"
 #include "engine/ops/upsample/upsample.h"
 #include "engine/train/checkpointing.h"
-#include "engine/train/clip.h"
 #include "engine/train/early_stopping.h"
-#include "engine/train/finite.h"
+#include "engine/train/epoch_loop.h"
 #include "engine/train/image_set.h"
 #include "engine/train/metrics_log.h"
 #include "engine/train/progress.h"
@@ -44,8 +48,8 @@
 #include "tools/common/checkpoint_metadata.h"
 #include "tools/common/cli.h"
 #include "tools/common/device.h"
-#include "tools/common/error_line.h"
 #include "tools/common/optimization.h"
+#include "tools/common/resume.h"
 
 using namespace pneuma;
 namespace fs = std::filesystem;
@@ -54,11 +58,11 @@ namespace {
 
 constexpr const char* kMetricsFile = "metrics.jsonl";
 
-struct Options {
-  std::string data, val_data, out, weights, predict_masks, predict_data;
+// Every setting of a run; member names are the flags with '-' as '_' (see tools/common/resume.h).
+struct Settings {
+  std::string data, val_data, out, resume, weights, predict_masks, predict_data;
   double val_fraction = 0.2;
   int64_t img_size = 128, epochs = 20, batch = 8;
-  tools::OptimizationFlags optimization;  // Adam 1e-3, constant rate
   int64_t base_width = 64;
   std::string upsample = "transposed";
   double dice_weight = 1, bce_weight = 1;
@@ -68,7 +72,19 @@ struct Options {
   int workers = 2, threads = 0;
   uint64_t seed = 0;
   std::string device = "cpu";
+  int64_t stop_after = 0;
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Settings, data, val_data, out, resume, weights, predict_masks,
+                                                predict_data, val_fraction, img_size, epochs, batch, base_width,
+                                                upsample, dice_weight, bce_weight, early_stop, clip_grad, threshold,
+                                                skip_bad, workers, threads, seed, device, stop_after)
+
+using Options = tools::SettingsAndOptimization<Settings>;  // optimization: Adam 1e-3, constant rate
+
+// A resumed run may run longer, on other threads or another device, and predict masks
+// afterwards with other prediction flags; the rest of its settings stay.
+const std::set<std::string> kMayChangeOnResume{"epochs", "threads",       "workers",      "stop_after", "resume",
+                                               "out",    "device",        "predict_masks", "predict_data", "threshold"};
 
 // A U-Net checkpoint: the architecture and input preparation from its metadata.
 struct UNetSpec {
@@ -107,35 +123,26 @@ UNetSpec read_unet_spec(const std::string& weights) {
   return spec;
 }
 
-data::DataLoader make_loader(std::shared_ptr<const data::Dataset> dataset, std::shared_ptr<const data::Sampler> sampler,
-                             const Options& o, bool drop_last) {
-  data::LoaderOptions options;
-  options.batch_size = o.batch;
-  options.workers = o.workers;
-  options.seed = o.seed;
-  options.drop_last = drop_last;
-  return data::DataLoader(std::move(dataset), std::move(sampler), options);
-}
-
 struct Validation {
   double loss = 0, dice = 0, iou = 0;
 };
 
-Validation validate_unet(models::UNet& unet, data::DataLoader& loader, const Options& o) {
+Validation validate_unet(models::UNet& unet, data::DataLoader& loader, const Options& o, Device device) {
   NoGradGuard no_grad;
   unet.eval();
   Validation v;
   int64_t seen = 0;
   loader.start_epoch(0);
-  while (std::optional<data::Batch> b = loader.next()) {
-    const Tensor logits = unet.forward(b->views.at(0));
-    const Tensor& masks = b->views.at(1);
-    v.loss += dice_bce_loss(logits, masks, 1.0, o.dice_weight, o.bce_weight).item() * static_cast<double>(b->size());
+  while (std::optional<data::Batch> host_batch = loader.next()) {
+    const data::Batch b = data::to_device(*host_batch, device);
+    const Tensor logits = unet.forward(b.views.at(0));
+    const Tensor& masks = b.views.at(1);
+    v.loss += dice_bce_loss(logits, masks, 1.0, o.dice_weight, o.bce_weight).item() * static_cast<double>(b.size());
     for (const train::MaskScore& s : train::mask_scores(logits, masks, o.threshold)) {
       v.dice += s.dice;
       v.iou += s.iou;
     }
-    seen += b->size();
+    seen += b.size();
   }
   const auto n = static_cast<double>(std::max<int64_t>(seen, 1));
   v.loss /= n;
@@ -144,11 +151,13 @@ Validation validate_unet(models::UNet& unet, data::DataLoader& loader, const Opt
   return v;
 }
 
-// Trains and returns the path of the best checkpoint.
-std::string train_unet(const Options& o) {
+// Trains (or continues the run in --resume) and returns the path of the best checkpoint;
+// nothing when --stop-after cut the run short.
+std::optional<std::string> train_unet(const Options& o, bool resuming, Device device) {
   PNEUMA_CHECK(o.upsample == "transposed" || o.upsample == "bilinear", "unknown --upsample '", o.upsample,
                "' (transposed, bilinear)");
   tools::check_optimization_flags(o.optimization);
+  if (!resuming) tools::require_no_run(o.out);
   manual_seed(o.seed);
 
   const int threads = std::max(1, o.threads);
@@ -176,78 +185,66 @@ std::string train_unet(const Options& o) {
   spec.options.base_width = o.base_width;
   spec.img_size = o.img_size;
   models::UNet unet(spec.options);
+  unet.to(device);  // before the optimizer: its state lives with the parameters
 
   auto optimizer = tools::make_optimizer(o.optimization, unet.parameters());
   train::LrScheduler scheduler(*optimizer, tools::scheduler_options(o.optimization, "max"), o.epochs);  // val Dice
   train::EarlyStopping early_stopping(o.early_stop, /*maximize=*/true);
+  const std::string metrics_path = (fs::path(o.out) / kMetricsFile).string();
+  const int64_t start_epoch = tools::resume_or_start("pneuma-train-unet", o.out, resuming, unet, *optimizer,
+                                                     &scheduler, &early_stopping, metrics_path);
+  train::MetricsLog log(metrics_path, /*echo_stdout=*/true, /*append=*/resuming);
 
   const auto train_set = std::make_shared<train::SegmentationDataset>(split.train, o.img_size, true);
   const auto val_set = std::make_shared<train::SegmentationDataset>(split.val, o.img_size, true);
   const auto sampler = std::make_shared<data::ShuffledSampler>(split.train.size(), data::derive_seed(o.seed, 1));
-  // A last batch of one image would make BatchNorm's batch statistics degenerate.
-  data::DataLoader train_loader =
-      make_loader(train_set, sampler, o, split.train.size() % o.batch == 1 && split.train.size() > 1);
-  data::DataLoader val_loader =
-      make_loader(val_set, std::make_shared<data::SequentialSampler>(split.val.size()), o, false);
+  data::DataLoader train_loader(
+      train_set, sampler, train::training_loader_options(o.batch, o.workers, o.seed, split.train.size(), device));
+  data::DataLoader val_loader(val_set, std::make_shared<data::SequentialSampler>(split.val.size()),
+                              train::evaluation_loader_options(o.batch, o.workers, o.seed, device));
 
-  fs::create_directories(o.out);
-  train::MetricsLog log((fs::path(o.out) / kMetricsFile).string());
   const std::string best_path = (fs::path(o.out) / train::kBestCheckpoint).string();
   const int64_t batches = train_loader.batches_per_epoch();
-  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    if (early_stopping.should_stop()) {
-      std::fprintf(stderr, "pneuma-train-unet: early stop: no better validation Dice for %lld epochs\n",
-                   static_cast<long long>(o.early_stop));
-      break;
-    }
-    const auto started = std::chrono::steady_clock::now();
+  const train::EpochLoop epochs{"pneuma-train-unet", o.out,         start_epoch, o.epochs, o.stop_after,
+                                &early_stopping,     o.early_stop, "validation Dice"};
+  const bool finished = epochs.run([&](int64_t epoch) {
+    const train::Stopwatch stopwatch;
     const double epoch_lr = optimizer->lr();
     unet.train();
     train_loader.start_epoch(epoch);
-    train::ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), batches);
-    double loss_sum = 0;
-    int64_t seen = 0;
-    while (std::optional<data::Batch> b = train_loader.next()) {
-      const Tensor logits = unet.forward(b->views.at(0));
-      const Tensor loss = dice_bce_loss(logits, b->views.at(1), 1.0, o.dice_weight, o.bce_weight);
-      train::require_finite_loss(loss, epoch * batches + b->index + 1,
-                                 epoch > 0 ? "the checkpoint of epoch " + std::to_string(epoch) + " in " + o.out : "");
-      optimizer->zero_grad();
-      loss.backward();
-      if (o.clip_grad > 0) train::clip_grad_norm(optimizer->parameters(), o.clip_grad);
-      optimizer->step();
-      loss_sum += loss.item() * static_cast<double>(b->size());
-      seen += b->size();
-      char status[48];
-      std::snprintf(status, sizeof status, "loss %.4f", loss_sum / static_cast<double>(seen));
-      bar.update(b->index + 1, status);
+    train::ProgressBar bar(train::epoch_label(epoch, o.epochs), batches);
+    train::RunningMean train_loss;
+    const std::string keep_note = train::kept_checkpoint_note(epoch, o.out);
+    while (std::optional<data::Batch> host_batch = train_loader.next()) {
+      const data::Batch b = data::to_device(*host_batch, device);
+      const Tensor loss = dice_bce_loss(unet.forward(b.views.at(0)), b.views.at(1), 1.0, o.dice_weight, o.bce_weight);
+      train::optimization_step(loss, *optimizer, o.clip_grad, epoch * batches + b.index + 1, keep_note);
+      train_loss.add(loss.item(), b.size());
+      bar.update(b.index + 1, "loss " + train::fixed4(train_loss.mean()));
     }
-    const double train_loss = loss_sum / static_cast<double>(std::max<int64_t>(seen, 1));
-    const Validation val = validate_unet(unet, val_loader, o);
-    char status[96];
-    std::snprintf(status, sizeof status, "loss %.4f val_dice %.4f val_iou %.4f", train_loss, val.dice, val.iou);
-    bar.finish(status);
+    const Validation val = validate_unet(unet, val_loader, o, device);
+    bar.finish("loss " + train::fixed4(train_loss.mean()) + " val_dice " + train::fixed4(val.dice) + " val_iou " +
+               train::fixed4(val.iou));
     const bool best = early_stopping.update(val.dice);
     scheduler.step(val.dice);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     log.write({{"epoch", epoch + 1},
                {"lr", epoch_lr},
-               {"train_loss", train_loss},
+               {"train_loss", train_loss.mean()},
                {"val_loss", val.loss},
                {"val_dice", val.dice},
                {"val_iou", val.iou},
-               {"seconds", seconds},
+               {"seconds", stopwatch.seconds()},
                {"best", best}});
     io::Metadata meta = unet_metadata(spec, epoch + 1);
     meta["val_dice"] = train::format_number(val.dice);
     meta["val_iou"] = train::format_number(val.iou);
-    if (best) io::save_checkpoint(unet, best_path, meta);
-    io::save_checkpoint(unet, (fs::path(o.out) / train::kLastCheckpoint).string(), meta);
-  }
+    train::save_epoch_checkpoints(o.out, unet, *optimizer, &scheduler, &early_stopping, epoch, best, o, meta);
+  });
+  if (!finished) return std::nullopt;
   std::cout << nlohmann::json{{"done", true},
                               {"best_epoch", early_stopping.best_epoch() + 1},
                               {"best_val_dice", early_stopping.best()},
-                              {"out", fs::absolute(o.out).lexically_normal().string()}}
+                              {"out", o.out}}
                    .dump()
             << std::endl;
   return best_path;
@@ -261,11 +258,12 @@ fs::path mask_path(const data::Record& r) {
   return (fs::path("masks") / rel).replace_extension(".png");
 }
 
-void predict_masks(const std::string& weights, const std::string& images_path, const Options& o) {
+void predict_masks(const std::string& weights, const std::string& images_path, const Options& o, Device device) {
   const auto started = std::chrono::steady_clock::now();
   const UNetSpec spec = read_unet_spec(weights);
   models::UNet unet(spec.options);
   io::load_checkpoint(unet, weights);
+  unet.to(device);
   unet.eval();
 
   int64_t skipped = 0;
@@ -274,7 +272,8 @@ void predict_masks(const std::string& weights, const std::string& images_path, c
     std::fprintf(stderr, "pneuma-train-unet: skipped %lld bad file(s) or row(s)\n", static_cast<long long>(skipped));
   const auto dataset =
       std::make_shared<train::SegmentationDataset>(manifest, spec.img_size, /*with_masks=*/false, spec.normalization);
-  data::DataLoader loader = make_loader(dataset, std::make_shared<data::SequentialSampler>(manifest.size()), o, false);
+  data::DataLoader loader(dataset, std::make_shared<data::SequentialSampler>(manifest.size()),
+                          train::evaluation_loader_options(o.batch, o.workers, o.seed, device));
 
   const fs::path out_dir = fs::absolute(o.predict_masks).lexically_normal();
   fs::create_directories(out_dir);
@@ -285,13 +284,16 @@ void predict_masks(const std::string& weights, const std::string& images_path, c
   NoGradGuard no_grad;
   loader.start_epoch(0);
   train::ProgressBar bar("masks", loader.batches_per_epoch());
-  while (std::optional<data::Batch> b = loader.next()) {
-    const Tensor logits = unet.forward(b->images());  // [B, 1, S, S]
-    for (int64_t i = 0; i < b->size(); ++i) {
-      data::Record& r = result.records[static_cast<size_t>(b->indices[static_cast<size_t>(i)])];
-      // The mask at the image's own size: logits upsampled bilinearly, then thresholded.
+  while (std::optional<data::Batch> host_batch = loader.next()) {
+    const data::Batch batch = data::to_device(*host_batch, device);
+    const Tensor logits = unet.forward(batch.images());  // [B, 1, S, S]
+    for (int64_t i = 0; i < batch.size(); ++i) {
+      data::Record& r = result.records[static_cast<size_t>(batch.indices[static_cast<size_t>(i)])];
+      // The mask at the image's own size: logits upsampled bilinearly, then thresholded
+      // (read back to the host).
       const data::ImageInfo info = data::probe_image(r.file);
-      const Tensor full = upsample_bilinear2d(logits.slice(0, i, i + 1), {info.height, info.width}, false);
+      const Tensor full =
+          upsample_bilinear2d(logits.slice(0, i, i + 1), {info.height, info.width}, false).to(Device::cpu());
       const std::vector<double> values = full.to_vector();
       data::Image mask(1, info.height, info.width);
       int64_t lung = 0;
@@ -306,7 +308,7 @@ void predict_masks(const std::string& weights, const std::string& images_path, c
       data::write_png(mask, file.string());
       r.mask = file.string();
     }
-    bar.update(b->index + 1);
+    bar.update(batch.index + 1);
   }
   bar.finish(std::to_string(manifest.size()) + " masks");
   const fs::path source(images_path);
@@ -323,8 +325,12 @@ void predict_masks(const std::string& weights, const std::string& images_path, c
                  static_cast<long long>(empty));
 }
 
-int run(const Options& o) {
-  tools::require_supported_device(o.device);
+int run(const CLI::App& app, Options o) {
+  for (std::string* path : {&o.data, &o.val_data, &o.out, &o.resume, &o.predict_data})
+    *path = tools::absolute_path(*path);
+  const bool resuming = !o.resume.empty();
+  if (resuming) o = tools::resumed_options(app, o, kMayChangeOnResume);
+  const Device device = tools::select_device(o.device);
   PNEUMA_CHECK(!o.out.empty() || (!o.weights.empty() && !o.predict_masks.empty()),
                "give --out DIR to train, or --weights and --predict-masks DIR to predict masks");
   PNEUMA_CHECK(o.out.empty() || o.weights.empty(), "--weights is for predicting without training; with --out the "
@@ -334,12 +340,14 @@ int run(const Options& o) {
   std::string weights = o.weights;
   if (!o.out.empty()) {
     PNEUMA_CHECK(!o.data.empty(), "--data is required to train");
-    weights = train_unet(o);
+    const std::optional<std::string> best = train_unet(o, resuming, device);
+    if (!best) return 0;  // --stop-after: masks come when the run is done
+    weights = *best;
   }
   if (!o.predict_masks.empty()) {
     const std::string images = o.predict_data.empty() ? o.data : o.predict_data;
     PNEUMA_CHECK(!images.empty(), "--predict-masks needs images: --predict-data or --data");
-    predict_masks(weights, images, o);
+    predict_masks(weights, images, o, device);
   }
   return 0;
 }
@@ -353,7 +361,9 @@ int main(int argc, char** argv) {
   app.add_option("--val-data", o.val_data, "separate validation manifest (with masks); default: split --data");
   app.add_option("--val-fraction", o.val_fraction, "patient-level validation fraction (default 0.2)")
       ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--out", o.out, "train into this folder: best/last.safetensors, metrics.jsonl");
+  app.add_option("--out", o.out, "train into this folder: best/last.safetensors, train_state.safetensors, "
+                                 "metrics.jsonl");
+  tools::add_resume_flags(app, o.resume, o.stop_after);
   app.add_option("--weights", o.weights, "U-Net checkpoint to predict with (without --out: no training)");
   app.add_option("--predict-masks", o.predict_masks,
                  "write predicted masks and <manifest>.csv with their mask column here (for pneuma-crop)");
@@ -377,13 +387,6 @@ int main(int argc, char** argv) {
   app.add_option("--workers", o.workers, "data loader threads (default 2)")->check(CLI::Range(0, 256));
   app.add_option("--threads", o.threads, "CPU compute threads (default: all)")->check(CLI::Range(0, 1024));
   app.add_option("--seed", o.seed, "seed of weights, split and order (default 0)");
-  app.add_option("--device", o.device, "cpu or cuda (default cpu)");
-  if (auto code = tools::parse_command_line(app, argc, argv)) return *code;
-
-  try {
-    return run(o);
-  } catch (const std::exception& e) {
-    tools::print_error("pneuma-train-unet", e.what());
-    return 1;
-  }
+  tools::add_device_flag(app, o.device);
+  return tools::run_tool(app, argc, argv, [&] { return run(app, o); });
 }

@@ -6,6 +6,10 @@
 #include "engine/autograd/grad_mode.h"
 #include "engine/cpu/copy.h"
 
+#ifdef PNEUMA_WITH_CUDA
+#include "engine/cuda/device_memory.h"
+#endif
+
 namespace pneuma::io {
 
 namespace {
@@ -85,9 +89,20 @@ LoadReport load_state_dict(nn::Module& module, const nn::NamedTensors& state, Lo
     if (it == source.end() || skipped.count(name)) continue;
     Tensor src = it->second;
     if (!src.device().is_cpu()) src = src.to(Device::cpu());
-    PNEUMA_CHECK(dst.device().is_cpu(), "load_state_dict: ", name, " lives on ", dst.device().str(),
-                 "; load into a CPU model, then move it");
-    cpu::copy_strided(src, dst);
+    if (dst.device().is_cpu()) {
+      cpu::copy_strided(src, dst);
+    } else {
+      // A model already on the GPU (a resumed run moves it before its optimizer exists):
+      // the value converted on the host, then uploaded into the tensor's own memory.
+      PNEUMA_CHECK(dst.is_contiguous(), "load_state_dict: ", name, " on ", dst.device().str(),
+                   " is not contiguous; load into a CPU model, then move it");
+      const Tensor staged = Tensor::empty(dst.shape(), dst.dtype());
+      cpu::copy_strided(src, staged);
+#ifdef PNEUMA_WITH_CUDA
+      cuda::copy_bytes(dst.raw_data(), dst.device(), staged.raw_data(), Device::cpu(),
+                       static_cast<size_t>(dst.numel()) * dtype_size(dst.dtype()));
+#endif
+    }
     report.loaded.push_back(name);
   }
   return report;

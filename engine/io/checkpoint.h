@@ -41,8 +41,8 @@ struct LoadOptions {
 LoadReport compare_state_dict(const nn::Module& module, const nn::NamedTensors& state);
 LoadReport compare_state_dict(const nn::Module& module, const SafetensorsHeader& header);
 
-// Copies values into the module's existing tensors (handles stay valid; dtypes convert
-// as Tensor.copy_). Throws pneuma::Error with report.str() when the load is refused.
+// Copies values into the module's existing tensors on whatever device they live (handles
+// stay valid; dtypes convert as Tensor.copy_). Throws pneuma::Error with report.str() when the load is refused.
 LoadReport load_state_dict(nn::Module& module, const nn::NamedTensors& state, LoadOptions options = {});
 
 // Checkpoint files: the module's state_dict() plus string metadata.

@@ -10,6 +10,7 @@
 
 #include "engine/autograd/grad_mode.h"
 #include "engine/core/error.h"
+#include "engine/data/device_batch.h"
 #include "models/registry.h"
 
 namespace pneuma::train {
@@ -82,8 +83,8 @@ Predictions predict(nn::Module& model, data::DataLoader& loader, int64_t epoch,
   Predictions out;
   loader.start_epoch(epoch);
   while (auto batch = loader.next()) {
-    Tensor images = batch->images();
-    if (images.device() != device) images = images.to(device);
+    // A pinned batch goes up asynchronously (data::to_device); labels stay on the host.
+    const Tensor images = data::to_device(*batch, device).images();
     Tensor logits = models::forward_any(model, images);
     const int64_t n = batch->size();
     PNEUMA_CHECK(logits.dim() == 2 && logits.size(0) == n, "predict: the model returned ", logits.str(),

@@ -4,7 +4,7 @@
 #include "engine/ops/elementwise/elementwise.h"
 #include "engine/ops/index/index.h"
 #include "engine/ops/loss/loss.h"
-#include "engine/train/finite.h"
+#include "engine/train/epoch_loop.h"
 
 namespace pneuma::train {
 
@@ -120,8 +120,8 @@ LossTerms comparison_loss(const models::ThreeBranch& model, const ComparisonConf
                "domains; this one has ", pediatric_rows.size(), " pediatric and ", adult_rows.size(), " adult image(s)");
   const int64_t n_pediatric = static_cast<int64_t>(pediatric_rows.size());
   const int64_t n_adult = static_cast<int64_t>(adult_rows.size());
-  const Tensor pediatric_index = Tensor::from_indices(pediatric_rows, {n_pediatric});
-  const Tensor adult_index = Tensor::from_indices(adult_rows, {n_adult});
+  const Tensor pediatric_index = Tensor::from_indices(pediatric_rows, {n_pediatric}).to(images.device());
+  const Tensor adult_index = Tensor::from_indices(adult_rows, {n_adult}).to(images.device());
   const Tensor pediatric_labels = index_select(labels, 0, pediatric_index);
   const Tensor adult_labels = index_select(labels, 0, adult_index);
   const models::BranchOutput pediatric =
@@ -165,10 +165,7 @@ LossTerms comparison_step(const models::ThreeBranch& model, optim::Optimizer& op
                           const Tensor& labels, const Tensor& domains, DomainIds ids, int64_t step,
                           const std::string& keep_note) {
   LossTerms terms = comparison_loss(model, config, options, images, labels, domains, ids);
-  require_finite_loss(terms.total, step, keep_note);
-  optimizer.zero_grad();
-  terms.total.backward();
-  optimizer.step();
+  optimization_step(terms.total, optimizer, /*clip_grad=*/0, step, keep_note);
   return terms;
 }
 

@@ -106,8 +106,6 @@ TEST_SUITE("e2e") {
     CHECK(out.find("none.csv: no such file or folder") != std::string::npos);
     CHECK(run_command(tool_path("simclr") + " --resume " + (dir / "nothing") + " 2>&1", &out) == 1);
     CHECK(out.find("has no train_state.safetensors") != std::string::npos);
-    CHECK(run_command(tool_path("simclr") + " --data " + data + " --out " + (dir / "x") + " --device cuda 2>&1", &out) == 1);
-    CHECK(text_lines(out).size() == 1);
     CHECK(run_command(tool_path("simclr") + " --help >/dev/null") == 0);
   }
 

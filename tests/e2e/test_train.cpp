@@ -11,9 +11,11 @@
 #include "engine/data/manifest.h"
 #include "engine/io/safetensors.h"
 #include "tests/data/data_util.h"
+#include "tests/e2e/tools_util.h"
 
 using namespace pneuma;
 using pneuma::testing::run_command;
+using pneuma::testing::same_tensors;
 using pneuma::testing::TempDir;
 
 namespace {
@@ -44,21 +46,6 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   return out;
 }
 
-// Same names, shapes, dtypes and bytes for every tensor; the first difference is reported.
-bool same_tensors(const std::string& a, const std::string& b) {
-  const io::Safetensors x = io::load_safetensors(a), y = io::load_safetensors(b);
-  if (x.tensors.size() != y.tensors.size()) return false;
-  for (size_t i = 0; i < x.tensors.size(); ++i) {
-    const Tensor& s = x.tensors[i].second;
-    const Tensor& t = y.tensors[i].second;
-    if (x.tensors[i].first != y.tensors[i].first || s.shape() != t.shape() || s.dtype() != t.dtype() ||
-        std::memcmp(s.raw_data(), t.raw_data(), static_cast<size_t>(s.numel()) * dtype_size(s.dtype())) != 0) {
-      MESSAGE("first difference: ", x.tensors[i].first, " of ", a, " and ", b);
-      return false;
-    }
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -206,8 +193,6 @@ TEST_SUITE("e2e") {
              Case{tool("train") + " --model simplecnn --data " + (dir / "normal_only") + " --out " + (dir / "o3"),
                   "class 1 has no images"},
              Case{tool("train") + " --resume " + (dir / "nothing"), "has no train_state.safetensors"},
-             Case{train_command(data, dir / "o4", "--device cuda"),
-                  "--device cuda: training on the GPU is not implemented"},
              Case{train_command(data, dir / "o5", "--loss bce --num-classes 3"), "--loss ce"},
              Case{train_command(data, dir / "o6", "--class-weights 1,x"), "--class-weights"},
              Case{train_command(data, dir / "o7", "--epochs 0"), "--epochs"},

@@ -229,7 +229,6 @@ TEST_SUITE("e2e") {
     check_one_line_error(data + " --mode single --train-domains kids", "unknown --train-domains 'kids'");
     check_one_line_error(data + " --mode single --embedding", "compare the three paths");
     check_one_line_error(data + " --fold 4", "--fold 4 outside [0, 4)");
-    check_one_line_error(data + " --device cuda", "--device cuda");
     check_one_line_error(data + " --epochs 0", "--epochs");
     // --init with weights of another model: here a three-branch checkpoint (other names).
     REQUIRE(run_command(binary("pneuma-train-3branch") + " --data " + (dir / "synth/train.csv") + kFast +

@@ -3,12 +3,14 @@
 // per test process, JSON lines.
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "engine/io/safetensors.h"
 #include "tests/data/data_util.h"
 
 namespace pneuma::testing {
@@ -55,6 +57,22 @@ inline std::string synthetic_set(int n, int size) {
   REQUIRE_MESSAGE(run_command(command) == 0, command);
   made.emplace_back(key, std::move(dir));
   return made.back().second->str();
+}
+
+// Same names, shapes, dtypes and bytes for every tensor; the first difference is reported.
+inline bool same_tensors(const std::string& a, const std::string& b) {
+  const io::Safetensors x = io::load_safetensors(a), y = io::load_safetensors(b);
+  if (x.tensors.size() != y.tensors.size()) return false;
+  for (size_t i = 0; i < x.tensors.size(); ++i) {
+    const Tensor& s = x.tensors[i].second;
+    const Tensor& t = y.tensors[i].second;
+    if (x.tensors[i].first != y.tensors[i].first || s.shape() != t.shape() || s.dtype() != t.dtype() ||
+        std::memcmp(s.raw_data(), t.raw_data(), static_cast<size_t>(s.numel()) * dtype_size(s.dtype())) != 0) {
+      MESSAGE("first difference: ", x.tensors[i].first, " of ", a, " and ", b);
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace pneuma::testing

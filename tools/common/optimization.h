@@ -30,6 +30,24 @@ struct OptimizationFlags {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(OptimizationFlags, optimizer, lr, weight_decay, momentum, scheduler,
                                                 step_size, gamma, warmup, plateau_patience, plateau_factor, min_lr)
 
+// A tool's settings (a struct with its own JSON conversions, member names = flag names)
+// and the optimization flags side by side, as one flat JSON object: what the resume check
+// compares flag by flag (tools/common/resume.h).
+template <class Settings>
+struct SettingsAndOptimization : Settings {
+  OptimizationFlags optimization;
+};
+template <class Settings>
+void to_json(nlohmann::json& j, const SettingsAndOptimization<Settings>& o) {
+  j = static_cast<const Settings&>(o);
+  j.update(nlohmann::json(o.optimization));
+}
+template <class Settings>
+void from_json(const nlohmann::json& j, SettingsAndOptimization<Settings>& o) {
+  static_cast<Settings&>(o) = j.get<Settings>();
+  o.optimization = j.get<OptimizationFlags>();
+}
+
 // --optimizer --lr --weight-decay --momentum --scheduler --step-size --gamma --warmup
 // --plateau-patience --plateau-factor --min-lr. plateau_metric says what the plateau
 // schedule follows ("the validation Dice").

@@ -19,6 +19,13 @@
 
 namespace pneuma::tools {
 
+// --resume DIR and --stop-after N (which lets a test or a scheduler interrupt a run).
+inline void add_resume_flags(CLI::App& app, std::string& resume, int64_t& stop_after) {
+  app.add_option("--resume", resume, "continue the interrupted run in this folder with its saved settings");
+  app.add_option("--stop-after", stop_after, "stop after this many epochs as if interrupted (resume later)")
+      ->check(CLI::NonNegativeNumber);
+}
+
 // The options saved in DIR's train state (extra.options).
 inline nlohmann::json saved_run_options(const std::string& dir) {
   PNEUMA_CHECK(train::has_train_state(dir), "cannot resume from ", dir, ": it has no ", train::kTrainState);
@@ -51,6 +58,33 @@ inline nlohmann::json merge_resumed_options(const CLI::App& app, const nlohmann:
     }
   }
   return merged;
+}
+
+// A path as saved in a run's settings: absolute, so --resume works from any folder ("" stays).
+inline std::string absolute_path(const std::string& path) {
+  return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
+}
+
+// The settings of the run in given.resume (Options: the tool's settings with JSON
+// conversions, members `out`, `resume` and `stop_after`) with the flags given on this
+// command line applied (merge_resumed_options); --stop-after belongs to one invocation,
+// and the run writes into its own folder.
+template <class Options>
+Options resumed_options(const CLI::App& app, const Options& given, const std::set<std::string>& may_change) {
+  PNEUMA_CHECK(given.out.empty() || given.out == given.resume, "--out ", given.out, " differs from --resume ",
+               given.resume, " (a resumed run writes into its own folder)");
+  const nlohmann::json now = given;
+  nlohmann::json merged = merge_resumed_options(app, saved_run_options(given.resume), now, may_change);
+  merged["stop_after"] = now["stop_after"];
+  Options o = merged.get<Options>();
+  o.resume = o.out = given.resume;
+  return o;
+}
+
+// A new run never overwrites a run's folder.
+inline void require_no_run(const std::string& dir) {
+  PNEUMA_CHECK(!train::has_train_state(dir), dir, " already holds a run (", train::kTrainState,
+               "); continue it with --resume ", dir, " or choose another --out");
 }
 
 // Keeps the lines of epochs <= epochs_done (a kill may come between an epoch's line and its
