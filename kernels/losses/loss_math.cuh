@@ -125,8 +125,7 @@ PNEUMA_LOSS_HD T pow_derivative(T q, T gamma) {
 //   p = sigmoid(x), ce = bce_with_logits(x, t), p_t = p t + (1 - p)(1 - t),
 //   loss = ce (1 - p_t)^gamma, times alpha_t = alpha t + (1 - alpha)(1 - t) when alpha >= 0.
 template <class T>
-PNEUMA_LOSS_HD BinaryTerms<T> sigmoid_focal_terms(T x, T t, T alpha, T gamma) {
-  const LogisticParts<T> parts = logistic_parts(x);
+PNEUMA_LOSS_HD BinaryTerms<T> sigmoid_focal_terms(T x, T t, T alpha, T gamma, const LogisticParts<T>& parts) {
   const BinaryTerms<T> ce = bce_with_logits_terms(x, t, T(1), parts);
   const T p = parts.sigmoid;
   const T p_t = p * t + (T(1) - p) * (T(1) - t);
@@ -146,6 +145,11 @@ PNEUMA_LOSS_HD BinaryTerms<T> sigmoid_focal_terms(T x, T t, T alpha, T gamma) {
     r.loss = alpha_t * r.loss;
   }
   return r;
+}
+
+template <class T>
+PNEUMA_LOSS_HD BinaryTerms<T> sigmoid_focal_terms(T x, T t, T alpha, T gamma) {
+  return sigmoid_focal_terms(x, t, alpha, gamma, logistic_parts(x));
 }
 
 // ---- Class rows: cross-entropy with class indices, and the softmax focal loss

@@ -207,37 +207,23 @@ PNEUMA_FLOAT_LOOP double float_shifted_exp(const float* x, float scale, float sh
 // Elements are taken kChunk at a time, so that a chunk's intermediate values stay in L1.
 constexpr int64_t kChunk = 256;
 
-// torchvision's sigmoid focal loss, as kern::losses::sigmoid_focal_terms expression for expression,
-// but from the chunk's logistic parts (the header's form computes them itself, one libm exp and
-// log per element) and with gamma a constant, so that focal_power and pow_derivative fold to
-// products and the loop vectorizes.
+// torchvision's sigmoid focal loss (kern::losses::sigmoid_focal_terms) from the chunk's logistic
+// parts (the header's short form computes them itself, one libm exp and log per element), with
+// gamma a constant and alpha's use known at compile time (alpha < 0 disables it), so that
+// focal_power and pow_derivative fold to products, the alpha branch folds away and the loop
+// vectorizes.
 template <int Gamma, bool Alpha>
 [[gnu::always_inline]] inline void focal_terms_chunk(const float* x, const float* t, float alpha,
                                                      const float* softplus_neg, const float* sigmoid, int64_t n,
                                                      float* loss, float* dx, float* dt) {
   const float gamma = static_cast<float>(Gamma);
+  const float alpha_or_off = Alpha ? alpha : -1.0f;
   for (int64_t i = 0; i < n; ++i) {
-    const losses::BinaryTerms<float> ce =
-        losses::bce_with_logits_terms(x[i], t[i], 1.0f, losses::LogisticParts<float>{softplus_neg[i], sigmoid[i]});
-    const float p = sigmoid[i];
-    const float p_t = p * t[i] + (1.0f - p) * (1.0f - t[i]);
-    const float q = 1.0f - p_t;
-    const float modulator = losses::focal_power(q, gamma);
-    const float dmod = losses::pow_derivative(q, gamma);
-    const float dq_dx = -(p * (1.0f - p)) * (t[i] - (1.0f - t[i]));
-    const float dq_dt = 1.0f - 2.0f * p;
-    float l = ce.loss * modulator;
-    float gx = ce.dx * modulator + ce.loss * dmod * dq_dx;
-    float gt = ce.dt * modulator + ce.loss * dmod * dq_dt;
-    if constexpr (Alpha) {
-      const float alpha_t = alpha * t[i] + (1.0f - alpha) * (1.0f - t[i]);
-      gt = alpha_t * gt + (2.0f * alpha - 1.0f) * l;
-      gx = alpha_t * gx;
-      l = alpha_t * l;
-    }
-    loss[i] = l;
-    dx[i] = gx;
-    dt[i] = gt;
+    const losses::BinaryTerms<float> r = losses::sigmoid_focal_terms(
+        x[i], t[i], alpha_or_off, gamma, losses::LogisticParts<float>{softplus_neg[i], sigmoid[i]});
+    loss[i] = r.loss;
+    dx[i] = r.dx;
+    dt[i] = r.dt;
   }
 }
 
