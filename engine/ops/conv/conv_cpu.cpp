@@ -21,8 +21,22 @@ bool counted(bool served) {
   return served;
 }
 
-// The loops below index input row ih = oh * stride - padding + kh * dilation; they
-// skip taps that fall into the zero padding instead of materialising it.
+// Calls visit(out_index, in_index) for every output position (oh, ow) of a plane whose tap
+// (kh, kw) reads input row ih = oh * stride - padding + kh * dilation (iw likewise) inside the
+// input: taps that fall into the zero padding are skipped instead of materialising it. The
+// forward and both backward loops below differ only in what they do with the pair.
+template <class Visit>
+inline void for_each_tap_overlap(const ConvGeometry& g, int64_t kh, int64_t kw, Visit&& visit) {
+  for (int64_t oh = 0; oh < g.out_h; ++oh) {
+    const int64_t ih = oh * g.stride[0] - g.padding[0] + kh * g.dilation[0];
+    if (ih < 0 || ih >= g.in_h) continue;
+    for (int64_t ow = 0; ow < g.out_w; ++ow) {
+      const int64_t iw = ow * g.stride[1] - g.padding[1] + kw * g.dilation[1];
+      if (iw >= 0 && iw < g.in_w) visit(oh * g.out_w + ow, ih * g.in_w + iw);
+    }
+  }
+}
+
 template <class T>
 void forward_loops(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
   const int64_t cg = g.in_per_group(), og = g.out_per_group();
@@ -40,14 +54,7 @@ void forward_loops(const T* x, const T* w, const T* b, T* y, const ConvGeometry&
             for (int64_t kh = 0; kh < g.kernel_h; ++kh)
               for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
                 const T wv = wp[kh * g.kernel_w + kw];
-                for (int64_t oh = 0; oh < g.out_h; ++oh) {
-                  const int64_t ih = oh * g.stride[0] - g.padding[0] + kh * g.dilation[0];
-                  if (ih < 0 || ih >= g.in_h) continue;
-                  for (int64_t ow = 0; ow < g.out_w; ++ow) {
-                    const int64_t iw = ow * g.stride[1] - g.padding[1] + kw * g.dilation[1];
-                    if (iw >= 0 && iw < g.in_w) yp[oh * g.out_w + ow] += wv * xp[ih * g.in_w + iw];
-                  }
-                }
+                for_each_tap_overlap(g, kh, kw, [&](int64_t out, int64_t in) { yp[out] += wv * xp[in]; });
               }
           }
         }
@@ -76,14 +83,7 @@ void backward_input_loops(const T* gy, const T* w, T* gx, const ConvGeometry& g)
             for (int64_t kh = 0; kh < g.kernel_h; ++kh)
               for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
                 const T wv = wp[kh * g.kernel_w + kw];
-                for (int64_t oh = 0; oh < g.out_h; ++oh) {
-                  const int64_t ih = oh * g.stride[0] - g.padding[0] + kh * g.dilation[0];
-                  if (ih < 0 || ih >= g.in_h) continue;
-                  for (int64_t ow = 0; ow < g.out_w; ++ow) {
-                    const int64_t iw = ow * g.stride[1] - g.padding[1] + kw * g.dilation[1];
-                    if (iw >= 0 && iw < g.in_w) gxp[ih * g.in_w + iw] += wv * gyp[oh * g.out_w + ow];
-                  }
-                }
+                for_each_tap_overlap(g, kh, kw, [&](int64_t out, int64_t in) { gxp[in] += wv * gyp[out]; });
               }
           }
         }
@@ -107,14 +107,7 @@ void backward_weight_loops(const T* x, const T* gy, T* gw, const ConvGeometry& g
               for (int64_t n = 0; n < g.batch; ++n) {
                 const T* xp = x + (n * g.in_channels + c) * in_plane;
                 const T* gyp = gy + (n * g.out_channels + o) * out_plane;
-                for (int64_t oh = 0; oh < g.out_h; ++oh) {
-                  const int64_t ih = oh * g.stride[0] - g.padding[0] + kh * g.dilation[0];
-                  if (ih < 0 || ih >= g.in_h) continue;
-                  for (int64_t ow = 0; ow < g.out_w; ++ow) {
-                    const int64_t iw = ow * g.stride[1] - g.padding[1] + kw * g.dilation[1];
-                    if (iw >= 0 && iw < g.in_w) acc += gyp[oh * g.out_w + ow] * xp[ih * g.in_w + iw];
-                  }
-                }
+                for_each_tap_overlap(g, kh, kw, [&](int64_t out, int64_t in) { acc += gyp[out] * xp[in]; });
               }
               gw[item * taps + kh * g.kernel_w + kw] = acc;
             }
