@@ -7,6 +7,7 @@
 #include "engine/core/tensor.h"
 #include "engine/cpu/parallel.h"
 #include "engine/cpu/fast_path.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/conv/conv.h"
 #include "engine/ops/elementwise/elementwise.h"
 #include "engine/ops/reduce/reduce.h"

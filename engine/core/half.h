@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "engine/core/bfloat16.h"
+
 namespace pneuma {
 
 inline float bits_to_float(uint32_t bits) {
@@ -17,14 +19,9 @@ inline uint32_t float_to_bits(float f) {
   return bits;
 }
 
-inline float bfloat16_to_float(uint16_t v) { return bits_to_float(static_cast<uint32_t>(v) << 16); }
+inline float bfloat16_to_float(uint16_t v) { return bfloat16::from_bits(v); }
 
-inline uint16_t float_to_bfloat16(float f) {
-  const uint32_t bits = float_to_bits(f);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // NaN stays NaN
-  const uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>((bits + rounding) >> 16);
-}
+inline uint16_t float_to_bfloat16(float f) { return bfloat16::round_to_bits(f); }
 
 inline float half_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;

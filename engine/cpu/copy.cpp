@@ -1,15 +1,18 @@
 #include "engine/cpu/copy.h"
 
 #include <cstring>
+#include <type_traits>
 
-#include "engine/cpu/loops.h"
 #include "engine/core/half.h"
+#include "engine/cpu/loops.h"
+#include "engine/cpu/parallel.h"
+#include "kernels/elementwise/elementwise_math.cuh"
 
 namespace pneuma::cpu {
 
 namespace {
-// Reads/writes one element of a storage dtype as double; the 16-bit float types
-// have no native C++ type, so they go through the converters of half.h.
+// Reads/writes one element of a storage dtype as double, for float16, which has no C++ type
+// (its converters are in half.h); every other conversion is a typed loop.
 double load(const void* base, DType t, int64_t i) {
   switch (t) {
     case DType::Float32: return static_cast<const float*>(base)[i];
@@ -34,6 +37,36 @@ void store(void* base, DType t, int64_t i, double v) {
     case DType::Float16: static_cast<uint16_t*>(base)[i] = float_to_half(static_cast<float>(v)); break;
   }
 }
+
+// The casts autocast makes of every conv weight each step (PNEUMA_BF16_LOOP: with an AVX2 clone).
+PNEUMA_BF16_LOOP void narrow_to_bfloat16(const float* s, bfloat16* d, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] = kern::convert_element<bfloat16, float>(s[i]);
+}
+PNEUMA_BF16_LOOP void widen_from_bfloat16(const bfloat16* s, float* d, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] = kern::convert_element<float, bfloat16>(s[i]);
+}
+
+// dst = src element by element, D and S being the dtypes' C++ types. Contiguous operands run a
+// flat loop that the compiler vectorizes; others walk their strides.
+template <class D, class S>
+void convert(const Tensor& src, const Tensor& dst) {
+  const S* s = static_cast<const S*>(src.raw_data());
+  D* d = static_cast<D*>(dst.raw_data());
+  if (src.is_contiguous() && dst.is_contiguous()) {
+    parallel_for(src.numel(), [&](int64_t begin, int64_t end) {
+      if constexpr (std::is_same_v<S, float> && std::is_same_v<D, bfloat16>) {
+        narrow_to_bfloat16(s + begin, d + begin, end - begin);
+      } else if constexpr (std::is_same_v<S, bfloat16> && std::is_same_v<D, float>) {
+        widen_from_bfloat16(s + begin, d + begin, end - begin);
+      } else {
+        for (int64_t i = begin; i < end; ++i) d[i] = kern::convert_element<D, S>(s[i]);
+      }
+    });
+    return;
+  }
+  for_each_offset<2>(src.shape(), {dst.strides(), src.strides()},
+                     [&](const std::array<int64_t, 2>& o) { d[o[0]] = kern::convert_element<D, S>(s[o[1]]); });
+}
 }  // namespace
 
 void copy_strided(const Tensor& src, const Tensor& dst) {
@@ -44,20 +77,20 @@ void copy_strided(const Tensor& src, const Tensor& dst) {
     std::memcpy(dst.raw_data(), src.raw_data(), src.numel() * dtype_size(src.dtype()));
     return;
   }
-  const void* s = src.raw_data();
-  void* d = dst.raw_data();
-  if (src.dtype() == dst.dtype() && src.dtype() != DType::BFloat16 && src.dtype() != DType::Float16) {
-    dispatch_all(src.dtype(), "copy", [&]<class T>() {
-      const T* sp = static_cast<const T*>(s);
-      T* dp = static_cast<T*>(d);
-      for_each_offset<2>(src.shape(), {dst.strides(), src.strides()},
-                         [&](const std::array<int64_t, 2>& o) { dp[o[0]] = sp[o[1]]; });
-    });
+  if (src.dtype() == dst.dtype()) {
+    return dispatch_element_bits(src.dtype(), "copy", [&]<class U>() { convert<U, U>(src, dst); });
+  }
+  if (src.dtype() == DType::Float16 || dst.dtype() == DType::Float16) {
+    const void* s = src.raw_data();
+    void* d = dst.raw_data();
+    const DType st = src.dtype(), dt = dst.dtype();
+    for_each_offset<2>(src.shape(), {dst.strides(), src.strides()},
+                       [&](const std::array<int64_t, 2>& o) { store(d, dt, o[0], load(s, st, o[1])); });
     return;
   }
-  const DType st = src.dtype(), dt = dst.dtype();
-  for_each_offset<2>(src.shape(), {dst.strides(), src.strides()},
-                     [&](const std::array<int64_t, 2>& o) { store(d, dt, o[0], load(s, st, o[1])); });
+  dispatch_all(src.dtype(), "copy", [&]<class S>() {
+    dispatch_all(dst.dtype(), "copy", [&]<class D>() { convert<D, S>(src, dst); });
+  });
 }
 
 }  // namespace pneuma::cpu

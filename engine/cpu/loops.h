@@ -7,6 +7,18 @@
 
 #include "engine/core/tensor.h"
 
+// The flat bfloat16 loops (elementwise ops, casts, sums): each element widens to float, is
+// computed on and rounds back with integer shifts and masks, which run at half speed or less in
+// SSE2 vectors. GCC compiles them twice on x86-64, for x86-64-v3 (AVX2) and for the baseline, the
+// loader picking one for the machine once. GCC fuses a * b + c into an FMA in the AVX2 clone
+// (C++ defaults to -ffp-contract=fast); the formulas they evaluate (elementwise_math.cuh) are
+// written without such a pattern, so both clones give the same bits.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define PNEUMA_BF16_LOOP __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define PNEUMA_BF16_LOOP
+#endif
+
 namespace pneuma::cpu {
 
 // Strides of t as seen from a broadcast output of rank `rank` (0 on broadcast dims).

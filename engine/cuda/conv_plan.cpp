@@ -41,8 +41,10 @@ const char* conv_pass_name(ConvPass pass) {
   return "?";
 }
 
+DType conv_compute_dtype(DType dtype) { return dtype == DType::BFloat16 ? DType::Float32 : dtype; }
+
 ConvDescriptorSpec conv_descriptor_spec(const ops::ConvGeometry& g, DType dtype, bool tf32) {
-  PNEUMA_CHECK(is_floating(dtype), "conv2d (cuDNN): expected float32 or float64, got ", dtype_name(dtype));
+  PNEUMA_CHECK(is_floating(dtype), "conv2d (cuDNN): expected float32, float64 or bfloat16, got ", dtype_name(dtype));
   ConvDescriptorSpec spec;
   spec.x_dims = {as_int(g.batch, "batch"), as_int(g.in_channels, "channels"), as_int(g.in_h, "height"),
                  as_int(g.in_w, "width")};
@@ -58,6 +60,7 @@ ConvDescriptorSpec conv_descriptor_spec(const ops::ConvGeometry& g, DType dtype,
   spec.dilation = {as_int(g.dilation[0], "dilation"), as_int(g.dilation[1], "dilation")};
   spec.groups = as_int(g.groups, "groups");
   spec.allow_tensor_cores = dtype != DType::Float32 || tf32;
+  spec.compute_dtype = conv_compute_dtype(dtype);
   return spec;
 }
 

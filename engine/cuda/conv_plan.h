@@ -35,9 +35,16 @@ struct ConvDescriptorSpec {
   std::array<int, 4> bias_dims{};            // [1, O, 1, 1]
   std::array<int, 2> padding{}, stride{}, dilation{};
   int groups = 1;
-  // float32 with TF32 off runs in plain FMA math (cuDNN would use TF32 tensor cores otherwise).
+  // float32 with TF32 off runs in plain FMA math (cuDNN would use TF32 tensor cores otherwise);
+  // bfloat16 needs tensor cores (cuDNN's bf16 convolutions run on them only).
   bool allow_tensor_cores = false;
+  // The precision the convolution accumulates in (the convolution descriptor's data type): the
+  // data's own for float32 and float64, float32 for bfloat16 (as PyTorch: bf16 in and out, f32 math).
+  DType compute_dtype = DType::Float32;
 };
+
+// The compute (accumulation) dtype of a convolution on data of dtype.
+DType conv_compute_dtype(DType dtype);
 
 // Throws when a size does not fit cuDNN's int.
 ConvDescriptorSpec conv_descriptor_spec(const ops::ConvGeometry& g, DType dtype, bool tf32);

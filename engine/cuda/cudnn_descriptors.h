@@ -15,16 +15,18 @@ inline cudnnDataType_t cudnn_data_type(DType dtype) {
   switch (dtype) {
     case DType::Float32: return CUDNN_DATA_FLOAT;
     case DType::Float64: return CUDNN_DATA_DOUBLE;
+    case DType::BFloat16: return CUDNN_DATA_BFLOAT16;
     default: break;
   }
   PNEUMA_FAIL("cuDNN: no data type for ", dtype_name(dtype), " tensors");
 }
 
 // The math type of a convolution: plain FMA for float32 without TF32 (cuDNN would pick TF32
-// tensor cores by default on Ampere and later), tensor ops where TF32 is allowed.
+// tensor cores by default on Ampere and later), tensor ops where TF32 is allowed and for
+// bfloat16 (whose cuDNN kernels are tensor-core kernels), cuDNN's default for float64.
 inline cudnnMathType_t cudnn_math_type(DType dtype, bool allow_tensor_cores) {
   if (!allow_tensor_cores) return CUDNN_FMA_MATH;
-  return dtype == DType::Float32 ? CUDNN_TENSOR_OP_MATH : CUDNN_DEFAULT_MATH;
+  return dtype == DType::Float32 || dtype == DType::BFloat16 ? CUDNN_TENSOR_OP_MATH : CUDNN_DEFAULT_MATH;
 }
 
 class TensorDescriptor {
@@ -71,11 +73,12 @@ class ConvolutionDescriptor {
   ConvolutionDescriptor(const ConvolutionDescriptor&) = delete;
   ConvolutionDescriptor& operator=(const ConvolutionDescriptor&) = delete;
 
-  // Cross-correlation (what deep learning calls convolution), computed in the data's precision.
+  // Cross-correlation (what deep learning calls convolution) on dtype data, accumulated in
+  // spec.compute_dtype (float32 for bfloat16 data).
   void set(const ConvDescriptorSpec& spec, DType dtype) {
     PNEUMA_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(descriptor_, spec.padding[0], spec.padding[1], spec.stride[0],
                                                        spec.stride[1], spec.dilation[0], spec.dilation[1],
-                                                       CUDNN_CROSS_CORRELATION, cudnn_data_type(dtype)));
+                                                       CUDNN_CROSS_CORRELATION, cudnn_data_type(spec.compute_dtype)));
     PNEUMA_CUDNN_CHECK(cudnnSetConvolutionGroupCount(descriptor_, spec.groups));
     PNEUMA_CUDNN_CHECK(cudnnSetConvolutionMathType(descriptor_, cudnn_math_type(dtype, spec.allow_tensor_cores)));
   }

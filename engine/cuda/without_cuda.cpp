@@ -46,7 +46,7 @@ void scatter_add(const Tensor&, int64_t, const Tensor&, const Tensor&, const cha
 void where(const Tensor&, const Tensor&, const Tensor&, const Tensor&) { built_without_cuda("where"); }
 void masked_fill(const Tensor&, const Tensor&, double, const Tensor&) { built_without_cuda("masked_fill"); }
 
-Tensor sum(const Tensor&, const std::vector<int64_t>&, bool) { built_without_cuda("sum"); }
+Tensor sum(const Tensor&, const std::vector<int64_t>&, bool, double) { built_without_cuda("sum"); }
 void minmax_rows(const Tensor&, bool, const Tensor&, const Tensor&) { built_without_cuda("max/min"); }
 
 void gemm(const Tensor&, const Tensor&, const Tensor&, bool) { built_without_cuda("matmul"); }

@@ -21,7 +21,7 @@ inline void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
 }
 
 inline void check_floating(const char* op, const Tensor& t) {
-  PNEUMA_CHECK(is_floating(t.dtype()), op, ": expected a float32 or float64 tensor, got ", t.str());
+  PNEUMA_CHECK(is_floating(t.dtype()), op, ": expected a floating-point tensor (float32, float64 or bfloat16), got ", t.str());
 }
 
 inline void check_dim(const char* op, const Tensor& t, int64_t ndim, const char* layout) {

@@ -92,19 +92,6 @@ OffsetCalculator<N> make_offset_calculator(const std::vector<std::int64_t>& shap
     return calculator;
 }
 
-// Element conversion of a dtype-changing copy: through double (exact for every source type the
-// engine has), and "not zero" for bool, as the CPU copy does.
-template <class D, class S>
-PNEUMA_HD D convert_element(S value) {
-    if constexpr (std::is_same_v<D, S>) {
-        return value;
-    } else if constexpr (std::is_same_v<D, bool>) {
-        return static_cast<double>(value) != 0.0;
-    } else {
-        return static_cast<D>(static_cast<double>(value));
-    }
-}
-
 template <BinaryOp OP, class T>
 using binary_result_t = decltype(binary_forward<OP, T>(T(), T()));
 

@@ -1,7 +1,15 @@
 #pragma once
 // Per-element math of the elementwise ops, written once for the CPU reference loops
 // and the CUDA kernels. Backward formulas follow PyTorch's derivatives.yaml.
+//
+// T is the storage type. A storage type narrower than its compute type (bfloat16) is loaded,
+// widened to opmath_t<T> (float), computed there and rounded once on store, as PyTorch does;
+// the formulas below are written for the compute type, and without a * b + c patterns (which
+// compilers fuse into FMAs on some targets only: see PNEUMA_BF16_LOOP in engine/cpu/loops.h).
 #include <cmath>
+#include <type_traits>
+
+#include "engine/core/bfloat16.h"
 
 #if defined(__CUDACC__)
 #define PNEUMA_ELEMENTWISE_HD __host__ __device__ inline
@@ -24,10 +32,15 @@ struct UnaryParams {
   bool has_b = false;
 };
 
+// Whether T is a storage-only type whose math runs in opmath_t<T>.
+template <class T>
+inline constexpr bool computes_wider = !std::is_same_v<T, opmath_t<T>>;
+
 template <UnaryOp OP, class T>
 PNEUMA_ELEMENTWISE_HD T unary_forward(T x, const UnaryParams& p) {
   using std::exp, std::log, std::sqrt, std::abs, std::tanh, std::log1p, std::pow;
-  if constexpr (OP == UnaryOp::Neg) return -x;
+  if constexpr (computes_wider<T>) return T(unary_forward<OP, opmath_t<T>>(static_cast<opmath_t<T>>(x), p));
+  else if constexpr (OP == UnaryOp::Neg) return -x;
   else if constexpr (OP == UnaryOp::Exp) return exp(x);
   else if constexpr (OP == UnaryOp::Log) return log(x);
   else if constexpr (OP == UnaryOp::Sqrt) return sqrt(x);
@@ -64,14 +77,20 @@ constexpr bool unary_backward_needs_output() {
 template <UnaryOp OP, class T>
 PNEUMA_ELEMENTWISE_HD T unary_backward(T x, T y, T g, const UnaryParams& p) {
   using std::exp, std::pow;
-  if constexpr (OP == UnaryOp::Neg) return -g;
+  if constexpr (computes_wider<T>) {
+    using C = opmath_t<T>;
+    return T(unary_backward<OP, C>(static_cast<C>(x), static_cast<C>(y), static_cast<C>(g), p));
+  } else if constexpr (OP == UnaryOp::Neg) return -g;
   else if constexpr (OP == UnaryOp::Exp) return g * y;
   else if constexpr (OP == UnaryOp::Log) return g / x;
   else if constexpr (OP == UnaryOp::Sqrt) return g / (T(2) * y);
   else if constexpr (OP == UnaryOp::Abs) return x > T(0) ? g : (x < T(0) ? -g : T(0));
   else if constexpr (OP == UnaryOp::Relu) return y <= T(0) ? T(0) : g;  // torch threshold_backward: NaN keeps its gradient
   else if constexpr (OP == UnaryOp::Sigmoid) return g * y * (T(1) - y);
-  else if constexpr (OP == UnaryOp::Tanh) return g * (T(1) - y * y);
+  // 1 - y^2 as (1 - y)(1 + y): no multiply-add for a compiler to fuse into an FMA on one target
+  // and not another (the CPU's AVX2 clones of the bfloat16 loops, nvcc), and no cancellation as
+  // |y| nears 1.
+  else if constexpr (OP == UnaryOp::Tanh) return g * ((T(1) - y) * (T(1) + y));
   else if constexpr (OP == UnaryOp::LeakyRelu) return x > T(0) ? g : g * T(p.a);
   else if constexpr (OP == UnaryOp::Softplus) {
     const T bx = x * T(p.a);
@@ -93,7 +112,12 @@ enum class BinaryOp { Add, Sub, Mul, Div, Pow, Gt, Lt, Ge, Le, Eq };
 
 template <BinaryOp OP, class T>
 PNEUMA_ELEMENTWISE_HD auto binary_forward(T a, T b) {
-  if constexpr (OP == BinaryOp::Add) return a + b;
+  if constexpr (computes_wider<T>) {
+    using C = opmath_t<T>;
+    const auto result = binary_forward<OP, C>(static_cast<C>(a), static_cast<C>(b));
+    if constexpr (std::is_same_v<std::remove_const_t<decltype(result)>, bool>) return result;  // comparisons
+    else return T(result);
+  } else if constexpr (OP == BinaryOp::Add) return a + b;
   else if constexpr (OP == BinaryOp::Sub) return a - b;
   else if constexpr (OP == BinaryOp::Mul) return a * b;
   else if constexpr (OP == BinaryOp::Div) return a / b;
@@ -103,6 +127,26 @@ PNEUMA_ELEMENTWISE_HD auto binary_forward(T a, T b) {
   else if constexpr (OP == BinaryOp::Ge) return a >= b;
   else if constexpr (OP == BinaryOp::Le) return a <= b;
   else return a == b;
+}
+
+// Element conversion of a dtype-changing copy (CPU loops and CUDA kernel): through double, exact
+// for every source type but int64 beyond 2^53, and "not zero" for bool. bfloat16 converts through
+// float, exactly when widening; a double narrows to float first and then rounds to bfloat16 (a
+// double rounding, as torch's .to(torch.bfloat16)).
+template <class D, class S>
+PNEUMA_ELEMENTWISE_HD D convert_element(S value) {
+  if constexpr (std::is_same_v<D, S>) {
+    return value;
+  } else if constexpr (std::is_same_v<S, bfloat16>) {
+    return convert_element<D, float>(static_cast<float>(value));
+  } else if constexpr (std::is_same_v<D, bfloat16>) {
+    if constexpr (std::is_same_v<S, float>) return bfloat16(value);
+    else return bfloat16(static_cast<float>(convert_element<double, S>(value)));
+  } else if constexpr (std::is_same_v<D, bool>) {
+    return static_cast<double>(value) != 0.0;
+  } else {
+    return static_cast<D>(static_cast<double>(value));
+  }
 }
 
 // Call fn.template operator()<OP>() with the runtime op as a compile-time constant, so that each

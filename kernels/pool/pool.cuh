@@ -6,6 +6,9 @@
 // gradients of the outputs whose windows hold it, in increasing output order; the CPU loops scatter
 // in that same order, so the sums agree bit for bit too, and no atomics are needed (deterministic).
 // Window geometry: engine/ops/pool/pool_math.cuh, shared with the CPU loops and oneDNN path.
+//
+// T is the storage type (float, double, bfloat16); comparisons, sums and divisions run in
+// opmath_t<T> (float for bfloat16) and each output is rounded to T once, as the CPU loops do.
 #pragma once
 
 #include <cmath>
@@ -15,6 +18,7 @@
 
 #include "../elementwise/elementwise.cuh"
 #include "../portable.cuh"
+#include "engine/core/bfloat16.h"
 #include "engine/ops/pool/pool_math.cuh"
 
 namespace pneuma::kern {
@@ -52,6 +56,7 @@ inline namespace PNEUMA_KERNEL_ABI {
 
 template <class T>
 __global__ void max_pool2d_forward_kernel(const T* x, T* y, std::int64_t* indices, Pool2d p) {
+    using Math = opmath_t<T>;
     const std::int64_t outputs = p.oh * p.ow, n = p.N * p.C * outputs;
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
         const std::int64_t plane = i / outputs, oh = (i % outputs) / p.ow, ow = i % p.ow;
@@ -60,50 +65,54 @@ __global__ void max_pool2d_forward_kernel(const T* x, T* y, std::int64_t* indice
         const MaxWindow ww = max_window(ow, p.iw, p.kw, p.sw, p.pw, p.dw);
         // As PyTorch: the first maximum wins ties, and a NaN wins over everything.
         std::int64_t best = hw.start * p.iw + ww.start;
-        T best_value = static_cast<T>(-HUGE_VAL);
+        Math best_value = static_cast<Math>(-HUGE_VAL);
         for (std::int64_t h = hw.start; h < hw.end; h += p.dh) {
             for (std::int64_t w = ww.start; w < ww.end; w += p.dw) {
-                const T v = xp[h * p.iw + w];
+                const Math v = static_cast<Math>(xp[h * p.iw + w]);
                 if (v > best_value || v != v) {
                     best_value = v;
                     best = h * p.iw + w;
                 }
             }
         }
-        y[i] = best_value;
+        y[i] = static_cast<T>(best_value);
         indices[i] = best;
     }
 }
 
 template <class T>
 __global__ void avg_pool2d_forward_kernel(const T* x, T* y, Pool2d p, AvgPoolOptions o) {
+    using Math = opmath_t<T>;
     const std::int64_t outputs = p.oh * p.ow, n = p.N * p.C * outputs;
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
         const std::int64_t plane = i / outputs, oh = (i % outputs) / p.ow, ow = i % p.ow;
         const T* xp = x + plane * p.ih * p.iw;
         const AvgWindow hw = avg_window(oh, p.ih, p.kh, p.sh, p.ph);
         const AvgWindow ww = avg_window(ow, p.iw, p.kw, p.sw, p.pw);
-        T sum = 0;
+        Math sum = 0;
         for (std::int64_t h = hw.start; h < hw.end; ++h) {
-            for (std::int64_t w = ww.start; w < ww.end; ++w) sum += xp[h * p.iw + w];
+            for (std::int64_t w = ww.start; w < ww.end; ++w) sum += static_cast<Math>(xp[h * p.iw + w]);
         }
-        y[i] = sum / static_cast<T>(avg_divisor(hw, ww, o.count_include_pad, o.has_divisor_override, o.divisor_override));
+        const Math divisor =
+            static_cast<Math>(avg_divisor(hw, ww, o.count_include_pad, o.has_divisor_override, o.divisor_override));
+        y[i] = static_cast<T>(sum / divisor);
     }
 }
 
 template <class T>
 __global__ void adaptive_avg_pool2d_forward_kernel(const T* x, T* y, Pool2d p) {
+    using Math = opmath_t<T>;
     const std::int64_t outputs = p.oh * p.ow, n = p.N * p.C * outputs;
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
         const std::int64_t plane = i / outputs, oh = (i % outputs) / p.ow, ow = i % p.ow;
         const T* xp = x + plane * p.ih * p.iw;
         const std::int64_t h0 = adaptive_start(oh, p.oh, p.ih), h1 = adaptive_end(oh, p.oh, p.ih);
         const std::int64_t w0 = adaptive_start(ow, p.ow, p.iw), w1 = adaptive_end(ow, p.ow, p.iw);
-        T sum = 0;
+        Math sum = 0;
         for (std::int64_t h = h0; h < h1; ++h) {
-            for (std::int64_t w = w0; w < w1; ++w) sum += xp[h * p.iw + w];
+            for (std::int64_t w = w0; w < w1; ++w) sum += static_cast<Math>(xp[h * p.iw + w]);
         }
-        y[i] = sum / static_cast<T>((h1 - h0) * (w1 - w0));
+        y[i] = static_cast<T>(sum / static_cast<Math>((h1 - h0) * (w1 - w0)));
     }
 }
 
@@ -111,6 +120,7 @@ __global__ void adaptive_avg_pool2d_forward_kernel(const T* x, T* y, Pool2d p) {
 
 template <class T>
 __global__ void max_pool2d_backward_kernel(const T* g, const std::int64_t* indices, T* dx, Pool2d p) {
+    using Math = opmath_t<T>;
     const std::int64_t inputs = p.ih * p.iw, n = p.N * p.C * inputs;
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
         const std::int64_t plane = i / inputs, flat = i % inputs, h = flat / p.iw, w = flat % p.iw;
@@ -118,59 +128,61 @@ __global__ void max_pool2d_backward_kernel(const T* g, const std::int64_t* indic
         const std::int64_t* ip = indices + plane * p.oh * p.ow;
         const OutputRange rows = outputs_covering(h, (p.kh - 1) * p.dh + 1, p.sh, p.ph, p.oh);
         const OutputRange cols = outputs_covering(w, (p.kw - 1) * p.dw + 1, p.sw, p.pw, p.ow);
-        T sum = 0;
+        Math sum = 0;
         for (std::int64_t oh = rows.first; oh <= rows.last; ++oh) {
             for (std::int64_t ow = cols.first; ow <= cols.last; ++ow) {
-                if (ip[oh * p.ow + ow] == flat) sum += gp[oh * p.ow + ow];
+                if (ip[oh * p.ow + ow] == flat) sum += static_cast<Math>(gp[oh * p.ow + ow]);
             }
         }
-        dx[i] = sum;
+        dx[i] = static_cast<T>(sum);
     }
 }
 
 template <class T>
 __global__ void avg_pool2d_backward_kernel(const T* g, T* dx, Pool2d p, AvgPoolOptions o) {
+    using Math = opmath_t<T>;
     const std::int64_t inputs = p.ih * p.iw, n = p.N * p.C * inputs;
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
         const std::int64_t plane = i / inputs, h = (i % inputs) / p.iw, w = i % p.iw;
         const T* gp = g + plane * p.oh * p.ow;
         const OutputRange rows = outputs_covering(h, p.kh, p.sh, p.ph, p.oh);
         const OutputRange cols = outputs_covering(w, p.kw, p.sw, p.pw, p.ow);
-        T sum = 0;
+        Math sum = 0;
         for (std::int64_t oh = rows.first; oh <= rows.last; ++oh) {
             const AvgWindow hw = avg_window(oh, p.ih, p.kh, p.sh, p.ph);
             if (h < hw.start || h >= hw.end) continue;
             for (std::int64_t ow = cols.first; ow <= cols.last; ++ow) {
                 const AvgWindow ww = avg_window(ow, p.iw, p.kw, p.sw, p.pw);
                 if (w < ww.start || w >= ww.end) continue;
-                const T divisor =
-                    static_cast<T>(avg_divisor(hw, ww, o.count_include_pad, o.has_divisor_override, o.divisor_override));
-                sum += gp[oh * p.ow + ow] / divisor;
+                const Math divisor = static_cast<Math>(
+                    avg_divisor(hw, ww, o.count_include_pad, o.has_divisor_override, o.divisor_override));
+                sum += static_cast<Math>(gp[oh * p.ow + ow]) / divisor;
             }
         }
-        dx[i] = sum;
+        dx[i] = static_cast<T>(sum);
     }
 }
 
 template <class T>
 __global__ void adaptive_avg_pool2d_backward_kernel(const T* g, T* dx, Pool2d p) {
+    using Math = opmath_t<T>;
     const std::int64_t inputs = p.ih * p.iw, n = p.N * p.C * inputs;
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
         const std::int64_t plane = i / inputs, h = (i % inputs) / p.iw, w = i % p.iw;
         const T* gp = g + plane * p.oh * p.ow;
         const OutputRange rows = adaptive_outputs_covering(h, p.ih, p.oh);
         const OutputRange cols = adaptive_outputs_covering(w, p.iw, p.ow);
-        T sum = 0;
+        Math sum = 0;
         for (std::int64_t oh = rows.first; oh <= rows.last; ++oh) {
             const std::int64_t h0 = adaptive_start(oh, p.oh, p.ih), h1 = adaptive_end(oh, p.oh, p.ih);
             if (h < h0 || h >= h1) continue;
             for (std::int64_t ow = cols.first; ow <= cols.last; ++ow) {
                 const std::int64_t w0 = adaptive_start(ow, p.ow, p.iw), w1 = adaptive_end(ow, p.ow, p.iw);
                 if (w < w0 || w >= w1) continue;
-                sum += gp[oh * p.ow + ow] / static_cast<T>((h1 - h0) * (w1 - w0));
+                sum += static_cast<Math>(gp[oh * p.ow + ow]) / static_cast<Math>((h1 - h0) * (w1 - w0));
             }
         }
-        dx[i] = sum;
+        dx[i] = static_cast<T>(sum);
     }
 }
 

@@ -6,6 +6,9 @@
 // reductions, and every element is written once. Subtracting the row maximum keeps exp() from
 // overflowing for large logits. Row sums accumulate in double, as the CPU loops do.
 //
+// bfloat16 data is loaded into float (opmath_t), computed there, row sums included (float64 never
+// enters a bfloat16 path), and rounded to bfloat16 once on store, as PyTorch does.
+//
 // Per-element math is PNEUMA_HD so that the CPU reference loops compute exactly the same
 // expressions as the kernel.
 #pragma once
@@ -15,10 +18,16 @@
 #include <string>
 
 #include "../portable.cuh"
+#include "../reduce/sum_accumulator.cuh"
+#include "engine/core/bfloat16.h"
 
 namespace pneuma::kern {
 
 // ---- Math shared with CPU reference loops ----
+
+// The type a row sum accumulates in: double for float32 and float64 data, float for bfloat16.
+template <class T>
+using softmax_acc_t = sum_accumulator_t<T>;
 
 PNEUMA_HD inline float exp_of(float x) { return ::expf(x); }
 PNEUMA_HD inline double exp_of(double x) { return ::exp(x); }
@@ -43,14 +52,15 @@ PNEUMA_HD inline T log_softmax_value(T x, T row_max, T log_shifted_exp_sum) {
 }
 
 // One element of the softmax backward: the row sum's term (g * y for softmax, g for log_softmax)
-// and the gradient given the row's sum of those terms.
-template <class T>
-PNEUMA_HD inline double softmax_backward_term(T y, T g, bool log) {
-    return log ? static_cast<double>(g) : static_cast<double>(g) * y;
+// in the accumulator type Acc, and the gradient given the row's sum of those terms. y and g are
+// in the math type (opmath_t of the data).
+template <class Acc, class T>
+PNEUMA_HD inline Acc softmax_backward_term(T y, T g, bool log) {
+    return log ? static_cast<Acc>(g) : static_cast<Acc>(g) * y;
 }
 
-template <class T>
-PNEUMA_HD inline T softmax_backward_value(T y, T g, double row_sum, bool log) {
+template <class T, class Acc>
+PNEUMA_HD inline T softmax_backward_value(T y, T g, Acc row_sum, bool log) {
     return log ? static_cast<T>(g - exp_of(y) * row_sum) : static_cast<T>(y * (g - row_sum));
 }
 
@@ -63,25 +73,30 @@ inline namespace PNEUMA_KERNEL_ABI {
 // buffer: each element is read for the last time by the thread that then overwrites it.
 template <class T>
 PNEUMA_DEVICE void softmax_row(const T* x_row, T* y_row, std::int64_t cols, std::int64_t stride, bool log) {
+    using M = opmath_t<T>;
     // Any element of the row is a valid start for a maximum, also for threads with no column.
-    T local_max = x_row[0];
-    for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) local_max = MaxOp{}(local_max, x_row[c * stride]);
-    const T row_max = block_reduce_max(local_max);
-
-    double local_sum = 0;
+    M local_max = x_row[0];
     for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-        local_sum += softmax_shifted_exp(x_row[c * stride], row_max);
+        local_max = MaxOp{}(local_max, static_cast<M>(x_row[c * stride]));
     }
-    const T row_sum = static_cast<T>(block_reduce_sum(local_sum));
+    const M row_max = block_reduce_max(local_max);
+
+    softmax_acc_t<T> local_sum = 0;
+    for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+        local_sum += softmax_shifted_exp(static_cast<M>(x_row[c * stride]), row_max);
+    }
+    const M row_sum = static_cast<M>(block_reduce_sum(local_sum));
 
     if (log) {
-        const T log_row_sum = log_of(row_sum);
+        const M log_row_sum = log_of(row_sum);
         for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-            y_row[c * stride] = log_softmax_value(x_row[c * stride], row_max, log_row_sum);
+            const M x = x_row[c * stride];
+            y_row[c * stride] = static_cast<T>(log_softmax_value(x, row_max, log_row_sum));
         }
     } else {
         for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-            y_row[c * stride] = softmax_value(x_row[c * stride], row_max, row_sum);
+            const M x = x_row[c * stride];
+            y_row[c * stride] = static_cast<T>(softmax_value(x, row_max, row_sum));
         }
     }
 }
@@ -89,13 +104,17 @@ PNEUMA_DEVICE void softmax_row(const T* x_row, T* y_row, std::int64_t cols, std:
 template <class T>
 PNEUMA_DEVICE void softmax_backward_row(const T* y_row, const T* g_row, T* dx_row, std::int64_t cols,
                                         std::int64_t stride, bool log) {
-    double local_sum = 0;
+    using M = opmath_t<T>;
+    using Acc = softmax_acc_t<T>;
+    Acc local_sum = 0;
     for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-        local_sum += softmax_backward_term(y_row[c * stride], g_row[c * stride], log);
+        const M y = y_row[c * stride], g = g_row[c * stride];
+        local_sum += softmax_backward_term<Acc>(y, g, log);
     }
-    const double row_sum = block_reduce_sum(local_sum);
+    const Acc row_sum = block_reduce_sum(local_sum);
     for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-        dx_row[c * stride] = softmax_backward_value(y_row[c * stride], g_row[c * stride], row_sum, log);
+        const M y = y_row[c * stride], g = g_row[c * stride];
+        dx_row[c * stride] = static_cast<T>(softmax_backward_value(y, g, row_sum, log));
     }
 }
 

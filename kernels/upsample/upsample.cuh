@@ -6,6 +6,9 @@
 // contributions the CPU loops scatter in that order; the outputs that read an input row or column
 // are found by binary search (source taps never decrease along an axis). Results are the CPU
 // reference's bit for bit, and no atomics are needed.
+//
+// bfloat16 data is computed in float (opmath_t: taps, weights, gradient sums) and rounded once on
+// store, as the CPU loops do.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +17,7 @@
 
 #include "../elementwise/elementwise.cuh"
 #include "../portable.cuh"
+#include "engine/core/bfloat16.h"
 #include "engine/ops/upsample/upsample_math.cuh"
 
 namespace pneuma::kern {
@@ -84,49 +88,52 @@ __global__ void upsample_nearest2d_backward_kernel(const T* g, T* dx, UpsampleGe
         const T* gp = g + plane * u.oh * u.ow;
         const std::int64_t oh0 = first_output_at_least(u.oh, h, rows), oh1 = first_output_at_least(u.oh, h + 1, rows);
         const std::int64_t ow0 = first_output_at_least(u.ow, w, cols), ow1 = first_output_at_least(u.ow, w + 1, cols);
-        T sum = 0;
+        opmath_t<T> sum = 0;
         for (std::int64_t oh = oh0; oh < oh1; ++oh) {
-            for (std::int64_t ow = ow0; ow < ow1; ++ow) sum += gp[oh * u.ow + ow];
+            for (std::int64_t ow = ow0; ow < ow1; ++ow) sum += static_cast<opmath_t<T>>(gp[oh * u.ow + ow]);
         }
-        dx[i] = sum;
+        dx[i] = static_cast<T>(sum);
     }
 }
 
 template <class T>
 __global__ void upsample_bilinear2d_forward_kernel(const T* x, T* y, UpsampleGeometry u) {
+    using M = opmath_t<T>;
     const std::int64_t outputs = u.oh * u.ow, n = u.planes * outputs;
-    const LinearAxis<T> rows{u.ih, u.oh, u.align_corners, area_pixel_scale<T>(u.ih, u.oh, u.align_corners, u.scale_h)};
-    const LinearAxis<T> cols{u.iw, u.ow, u.align_corners, area_pixel_scale<T>(u.iw, u.ow, u.align_corners, u.scale_w)};
+    const LinearAxis<M> rows{u.ih, u.oh, u.align_corners, area_pixel_scale<M>(u.ih, u.oh, u.align_corners, u.scale_h)};
+    const LinearAxis<M> cols{u.iw, u.ow, u.align_corners, area_pixel_scale<M>(u.iw, u.ow, u.align_corners, u.scale_w)};
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
         const std::int64_t plane = i / outputs, oh = (i % outputs) / u.ow, ow = i % u.ow;
-        const LinearTaps<T> h = rows.at(oh), w = cols.at(ow);
+        const LinearTaps<M> h = rows.at(oh), w = cols.at(ow);
         const T* r0 = x + (plane * u.ih + h.i0) * u.iw;
         const T* r1 = x + (plane * u.ih + h.i1) * u.iw;
+        const M a = r0[w.i0], b = r0[w.i1], c = r1[w.i0], d = r1[w.i1];
         // Rows first, then columns: PyTorch's order of operations.
-        y[i] = (r0[w.i0] * w.l0 + r0[w.i1] * w.l1) * h.l0 + (r1[w.i0] * w.l0 + r1[w.i1] * w.l1) * h.l1;
+        y[i] = static_cast<T>((a * w.l0 + b * w.l1) * h.l0 + (c * w.l0 + d * w.l1) * h.l1);
     }
 }
 
 template <class T>
 __global__ void upsample_bilinear2d_backward_kernel(const T* g, T* dx, UpsampleGeometry u) {
+    using M = opmath_t<T>;
     const std::int64_t inputs = u.ih * u.iw, n = u.planes * inputs;
-    const LinearAxis<T> rows{u.ih, u.oh, u.align_corners, area_pixel_scale<T>(u.ih, u.oh, u.align_corners, u.scale_h)};
-    const LinearAxis<T> cols{u.iw, u.ow, u.align_corners, area_pixel_scale<T>(u.iw, u.ow, u.align_corners, u.scale_w)};
+    const LinearAxis<M> rows{u.ih, u.oh, u.align_corners, area_pixel_scale<M>(u.ih, u.oh, u.align_corners, u.scale_h)};
+    const LinearAxis<M> cols{u.iw, u.ow, u.align_corners, area_pixel_scale<M>(u.iw, u.ow, u.align_corners, u.scale_w)};
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
         const std::int64_t plane = i / inputs, h = (i % inputs) / u.iw, w = i % u.iw;
         const T* gp = g + plane * u.oh * u.ow;
         // Outputs with a tap on row h: from the first whose second tap reaches h to the last whose
         // first tap does not pass it.
-        const std::int64_t oh0 = first_output_at_least(u.oh, h, TapKey<T>{rows, true});
-        const std::int64_t oh1 = first_output_at_least(u.oh, h + 1, TapKey<T>{rows, false});
-        const std::int64_t ow0 = first_output_at_least(u.ow, w, TapKey<T>{cols, true});
-        const std::int64_t ow1 = first_output_at_least(u.ow, w + 1, TapKey<T>{cols, false});
-        T sum = 0;
+        const std::int64_t oh0 = first_output_at_least(u.oh, h, TapKey<M>{rows, true});
+        const std::int64_t oh1 = first_output_at_least(u.oh, h + 1, TapKey<M>{rows, false});
+        const std::int64_t ow0 = first_output_at_least(u.ow, w, TapKey<M>{cols, true});
+        const std::int64_t ow1 = first_output_at_least(u.ow, w + 1, TapKey<M>{cols, false});
+        M sum = 0;
         for (std::int64_t oh = oh0; oh < oh1; ++oh) {
-            const LinearTaps<T> ht = rows.at(oh);
+            const LinearTaps<M> ht = rows.at(oh);
             for (std::int64_t ow = ow0; ow < ow1; ++ow) {
-                const LinearTaps<T> wt = cols.at(ow);
-                const T v = gp[oh * u.ow + ow];
+                const LinearTaps<M> wt = cols.at(ow);
+                const M v = gp[oh * u.ow + ow];
                 // The CPU loop's four scatters of this output, in its order.
                 if (ht.i0 == h && wt.i0 == w) sum += ht.l0 * wt.l0 * v;
                 if (ht.i0 == h && wt.i1 == w) sum += ht.l0 * wt.l1 * v;
@@ -134,7 +141,7 @@ __global__ void upsample_bilinear2d_backward_kernel(const T* g, T* dx, UpsampleG
                 if (ht.i1 == h && wt.i1 == w) sum += ht.l1 * wt.l1 * v;
             }
         }
-        dx[i] = sum;
+        dx[i] = static_cast<T>(sum);
     }
 }
 

@@ -95,13 +95,13 @@ TEST_CASE_TEMPLATE("emulated sum: any grid and block shape", T, float, double) {
     CAPTURE(launch.blocks);
     CAPTURE(launch.threads);
     const Tensor out = Tensor::empty({5}, dtype_v<T>), serial_out = Tensor::empty({5}, dtype_v<T>);
-    auto kernel = &kern::sum_rows_kernel<T, T>;
+    auto kernel = &kern::sum_rows_kernel<T, T, double>;
     PNEUMA_LAUNCH(kernel, launch.blocks, launch.threads, 0, kern::Stream{}, x.data<T>(), row_offsets, col_offsets,
-                  int64_t{5}, int64_t{300}, int64_t{1}, out.data<T>());
+                  int64_t{5}, int64_t{300}, int64_t{1}, out.data<T>(), 1.0);
     require_close(expected, out);
-    auto serial = &kern::sum_rows_serial_kernel<T, T>;
+    auto serial = &kern::sum_rows_serial_kernel<T, T, double>;
     PNEUMA_LAUNCH(serial, launch.blocks, launch.threads, 0, kern::Stream{}, x.data<T>(), row_offsets, col_offsets,
-                  int64_t{5}, int64_t{300}, serial_out.data<T>());
+                  int64_t{5}, int64_t{300}, serial_out.data<T>(), 1.0);
     require_close(expected, serial_out);
   }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Goldens for the whole-model parity tests (tests/models/test_model_parity.cpp).
 
-usage: /usr/bin/python3 tests/models/model_parity.py OUT_DIR CASE
+usage: /usr/bin/python3 tests/models/model_parity.py OUT_DIR CASE [--autocast]
 
 Writes OUT_DIR/CASE/weights.safetensors (the PyTorch model's float32 state_dict, BN
 statistics calibrated on data and affine parameters randomized, so eval and train differ)
@@ -14,6 +14,9 @@ float32 and OUT_DIR/CASE/expected64.safetensors computed in float64 (model.doubl
                                 three-branch model a small embedding term)
   grad.<param>                  d loss / d param after backward
   state.<buffer>                every buffer after the train-mode forward
+With --autocast it writes OUT_DIR/CASE/expected_bf16.safetensors instead of expected64: the same passes of the
+float32 model under torch.autocast("cpu", dtype=torch.bfloat16) (forward and loss inside, the
+outputs cast to float32 before the loss and before saving, as mixed-precision training does).
 Files are written through tools/torch2safetensors.py's save_file (temp file + rename).
 """
 import collections
@@ -244,16 +247,23 @@ def main():
     y = (torch.rand(target_shape) > 0.5).float()
     if len(target_shape) == 2:
         y[0], y[1] = 0.0, 1.0  # both classes present
-    for dtype, file in ((torch.float32, "expected.safetensors"), (torch.float64, "expected64.safetensors")):
+    passes = [(torch.float32, False, "expected.safetensors"), (torch.float64, False, "expected64.safetensors")]
+    if "--autocast" in sys.argv[3:]:  # the mixed-precision test reads the float32 and bf16 goldens only
+        passes = [passes[0], (torch.float32, True, "expected_bf16.safetensors")]
+    for dtype, mixed, file in passes:
         m = copy.deepcopy(model).to(dtype)
         xd, yd = x.to(dtype), y.to(dtype)
         expected = collections.OrderedDict(input=xd, target=yd)
+
+        def run(x_in):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
+                return {k: v.float() if mixed else v for k, v in forward(m, x_in).items()}
         m.eval()
         with torch.no_grad():
-            for k, v in forward(m, xd).items():
+            for k, v in run(xd).items():
                 expected["eval." + k] = v
         m.train()
-        out = forward(m, xd)
+        out = run(xd)
         loss = loss_fn(out, yd)
         loss.backward()
         for k, v in out.items():

@@ -4,6 +4,7 @@
 
 #include "engine/autograd/node.h"
 #include "engine/core/profiler.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/conv/conv_cpu.h"
 #include "engine/ops/conv/conv_cuda.h"
@@ -206,8 +207,11 @@ Tensor batched(const char* op, const Tensor& input) {
 
 }  // namespace
 
-Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, std::array<int64_t, 2> stride,
+Tensor conv2d(const Tensor& input_in, const Tensor& weight_in, const Tensor& bias_in, std::array<int64_t, 2> stride,
               std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation, int64_t groups) {
+  const Tensor input = autocast::to_lower_precision(input_in);
+  const Tensor weight = autocast::to_lower_precision(weight_in);
+  const Tensor bias = autocast::to_lower_precision(bias_in);
   profiler::Scope profile_scope("conv", "conv2d");
   const Tensor x4 = batched("conv2d", input);
   const ConvGeometry g = conv_geometry(x4, weight, bias, stride, padding, dilation, groups);
@@ -223,9 +227,12 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, std
   return input.dim() == 3 ? y.squeeze(0) : y;
 }
 
-Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias, std::array<int64_t, 2> stride,
+Tensor conv_transpose2d(const Tensor& input_in, const Tensor& weight_in, const Tensor& bias_in, std::array<int64_t, 2> stride,
                         std::array<int64_t, 2> padding, std::array<int64_t, 2> output_padding, int64_t groups,
                         std::array<int64_t, 2> dilation) {
+  const Tensor input = autocast::to_lower_precision(input_in);
+  const Tensor weight = autocast::to_lower_precision(weight_in);
+  const Tensor bias = autocast::to_lower_precision(bias_in);
   profiler::Scope profile_scope("conv", "conv_transpose2d");
   const Tensor x4 = batched("conv_transpose2d", input);
   const ConvGeometry g =

@@ -14,7 +14,9 @@ namespace {
 
 std::atomic<int64_t> onednn_calls{0};
 
-bool use_onednn(const Tensor& t) { return t.dtype() == DType::Float32 && fast_path_enabled(); }
+bool use_onednn(const Tensor& t) {
+  return (t.dtype() == DType::Float32 || t.dtype() == DType::BFloat16) && fast_path_enabled();
+}
 
 bool counted(bool served) {
   if (served) onednn_calls.fetch_add(1, std::memory_order_relaxed);
@@ -116,18 +118,19 @@ void backward_weight_loops(const T* x, const T* gy, T* gw, const ConvGeometry& g
       /*grain=*/1);
 }
 
+// bfloat16 sums in float and rounds each channel's total once.
 template <class T>
 void channel_sum_loops(const T* gy, T* gb, int64_t batch, int64_t channels, int64_t plane) {
   parallel_for(
       channels,
       [&](int64_t begin, int64_t end) {
         for (int64_t c = begin; c < end; ++c) {
-          T acc = 0;
+          opmath_t<T> acc = 0;
           for (int64_t n = 0; n < batch; ++n) {
             const T* p = gy + (n * channels + c) * plane;
-            for (int64_t i = 0; i < plane; ++i) acc += p[i];
+            for (int64_t i = 0; i < plane; ++i) acc += static_cast<opmath_t<T>>(p[i]);
           }
-          gb[c] = acc;
+          gb[c] = static_cast<T>(acc);
         }
       },
       /*grain=*/1);
@@ -138,6 +141,27 @@ const T* data_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
+// The reference loops take bfloat16 through their float instantiation: the operands widen
+// exactly, products and sums are float, and each output rounds once on the way back, as in
+// oneDNN's bf16 kernels (f32 accumulation). Summing into bfloat16 would round at every tap.
+Tensor widened(const Tensor& t) {
+  if (!t.defined()) return t;
+  Tensor wide = Tensor::empty(t.shape(), DType::Float32);
+  const bfloat16* from = t.data<bfloat16>();
+  float* to = wide.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) to[i] = from[i];
+  return wide;
+}
+
+Tensor float_like(const Tensor& t) { return t.defined() ? Tensor::empty(t.shape(), DType::Float32) : t; }
+
+void narrow_into(const Tensor& wide, const Tensor& out) {
+  if (!out.defined()) return;
+  const float* from = wide.data<float>();
+  bfloat16* to = out.data<bfloat16>();
+  for (int64_t i = 0; i < out.numel(); ++i) to[i] = bfloat16(from[i]);
+}
+
 }  // namespace
 
 int64_t onednn_conv_calls() { return onednn_calls.load(); }
@@ -145,6 +169,11 @@ int64_t onednn_conv_calls() { return onednn_calls.load(); }
 namespace reference {
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y, const ConvGeometry& g) {
+  if (x.dtype() == DType::BFloat16) {
+    const Tensor wide_y = float_like(y);
+    conv2d_forward(widened(x), widened(w), widened(b), wide_y, g);
+    return narrow_into(wide_y, y);
+  }
   dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
     forward_loops<T>(x.data<T>(), w.data<T>(), data_or_null<T>(b), y.data<T>(), g);
   });
@@ -152,6 +181,13 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Ten
 
 void conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Tensor& gx, const Tensor& gw,
                      const Tensor& gb, const ConvGeometry& g) {
+  if (gy.dtype() == DType::BFloat16) {
+    const Tensor wide_gx = float_like(gx), wide_gw = float_like(gw), wide_gb = float_like(gb);
+    conv2d_backward(widened(x), widened(w), widened(gy), wide_gx, wide_gw, wide_gb, g);
+    narrow_into(wide_gx, gx);
+    narrow_into(wide_gw, gw);
+    return narrow_into(wide_gb, gb);
+  }
   dispatch_floating(gy.dtype(), "conv2d backward", [&]<class T>() {
     if (gx.defined()) backward_input_loops<T>(gy.data<T>(), w.data<T>(), gx.data<T>(), g);
     if (gw.defined()) backward_weight_loops<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), g);
@@ -181,7 +217,8 @@ void conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const T
 
 void add_channel_bias(const Tensor& y, const Tensor& b) {
   const int64_t batch = y.size(0), channels = y.size(1), plane = y.numel() / std::max<int64_t>(1, batch * channels);
-  dispatch_floating(y.dtype(), "conv_transpose2d", [&]<class T>() {
+  dispatch_floating_and_bfloat16(y.dtype(), "conv_transpose2d", [&]<class T>() {
+    using Math = opmath_t<T>;  // bfloat16 adds in float and rounds once
     T* yp = y.data<T>();
     const T* bp = b.data<T>();
     parallel_for(
@@ -189,8 +226,8 @@ void add_channel_bias(const Tensor& y, const Tensor& b) {
         [&](int64_t begin, int64_t end) {
           for (int64_t item = begin; item < end; ++item) {
             T* p = yp + item * plane;
-            const T v = bp[item % channels];
-            for (int64_t i = 0; i < plane; ++i) p[i] += v;
+            const Math v = static_cast<Math>(bp[item % channels]);
+            for (int64_t i = 0; i < plane; ++i) p[i] = static_cast<T>(static_cast<Math>(p[i]) + v);
           }
         },
         /*grain=*/std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, plane)));
@@ -199,7 +236,7 @@ void add_channel_bias(const Tensor& y, const Tensor& b) {
 
 void channel_sum(const Tensor& gy, const Tensor& gb) {
   const int64_t batch = gy.size(0), channels = gy.size(1), plane = gy.numel() / std::max<int64_t>(1, batch * channels);
-  dispatch_floating(gy.dtype(), "conv bias gradient", [&]<class T>() {
+  dispatch_floating_and_bfloat16(gy.dtype(), "conv bias gradient", [&]<class T>() {
     channel_sum_loops<T>(gy.data<T>(), gb.data<T>(), batch, channels, plane);
   });
 }

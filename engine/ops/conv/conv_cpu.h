@@ -1,7 +1,8 @@
 #pragma once
-// CPU convolution kernels. The entry points pick oneDNN for float32 (unless the fast
-// path is switched off) and the reference loops otherwise; the reference namespace is
-// the ground truth the fast path is tested against.
+// CPU convolution kernels. The entry points pick oneDNN for float32 and bfloat16 (unless
+// the fast path is switched off) and the reference loops otherwise; the reference namespace
+// is the ground truth the fast path is tested against. bfloat16 computes in float and rounds
+// each output once, on either path.
 //
 // Every tensor is contiguous, all share one dtype, and outputs are preallocated with
 // the geometry's shapes (x [N, C, H, W], w [O, C/groups, kH, kW], y [N, O, OH, OW]).

@@ -73,7 +73,8 @@ AlgorithmChoice backward_filter_algorithm(DeviceContext& context, const ConvDesc
   });
 }
 
-// cuDNN's alpha/beta scalars: float for float data, double for double data.
+// cuDNN's alpha/beta scalars: double for double data, float otherwise (bfloat16 data computes in
+// float, and cuDNN takes float scalars for it).
 struct Scalars {
   float one_f = 1, zero_f = 0;
   double one_d = 1, zero_d = 0;

@@ -1,4 +1,5 @@
-// oneDNN float32 convolutions.
+// oneDNN float32 and bfloat16 convolutions. bfloat16 problems run oneDNN's bf16 kernels
+// (bf16 src/weights/dst and diff tensors, bias in bf16 as PyTorch's, f32 accumulation inside).
 //
 // Plans (primitive + the layouts it wants + the reorders from/to the plain tensors)
 // are built once per problem and kept in a cache keyed by the whole problem; each
@@ -164,15 +165,16 @@ bool winograd_pays(const ConvGeometry& g) {
 // The variants to try, best first. With fewer than 16 input channels per group the
 // blocked backward-data kernel computes padding channels (the 3-channel stem spent
 // 2-3x longer than oneDNN's GEMM-based kernel on plain layouts). Plain direct comes
-// last: it always exists, through GEMM. PNEUMA_ONEDNN_CONV_LAYOUT=any|plain and
-// PNEUMA_ONEDNN_CONV_ALGO=direct|winograd force a choice, for measurements.
-std::vector<Variant> variants(const ConvGeometry& g, Pass pass) {
+// last: it always exists, through GEMM. oneDNN's Winograd is float32 only.
+// PNEUMA_ONEDNN_CONV_LAYOUT=any|plain and PNEUMA_ONEDNN_CONV_ALGO=direct|winograd force a
+// choice, for measurements.
+std::vector<Variant> variants(const ConvGeometry& g, Pass pass, memory::data_type data_type) {
   static const char* forced_layout = std::getenv("PNEUMA_ONEDNN_CONV_LAYOUT");
   static const char* forced_algorithm = std::getenv("PNEUMA_ONEDNN_CONV_ALGO");
   const auto direct = dnnl::algorithm::convolution_direct, winograd = dnnl::algorithm::convolution_winograd;
   std::vector<Variant> list;
   if (pass == Pass::BackwardData && g.in_per_group() < 16) list.push_back({true, direct});
-  if (winograd_pays(g)) list.push_back({false, winograd});
+  if (data_type == memory::data_type::f32 && winograd_pays(g)) list.push_back({false, winograd});
   list.push_back({false, direct});
   list.push_back({true, direct});
   std::vector<Variant> chosen;
@@ -193,9 +195,9 @@ struct Descs {
   dnnl::algorithm algorithm;
 };
 
-memory::desc plain_desc(const memory::dims& dims, Tag tag) { return memory::desc(dims, memory::data_type::f32, tag); }
-
-Descs make_descs(const ConvGeometry& g, const Variant& variant) {
+// Every tensor of a problem has the problem's data type (f32 or bf16), bias and gradients included.
+Descs make_descs(const ConvGeometry& g, const Variant& variant, memory::data_type data_type) {
+  const auto plain_desc = [&](const memory::dims& dims, Tag tag) { return memory::desc(dims, data_type, tag); };
   Descs d;
   const memory::dims src{g.batch, g.in_channels, g.in_h, g.in_w};
   const memory::dims dst{g.batch, g.out_channels, g.out_h, g.out_w};
@@ -245,12 +247,13 @@ bool is_reference(const dnnl::primitive_desc& pd) { return std::string(pd.impl_i
 // Builds the plan of the first variant oneDNN implements well (or, failing that, the
 // first it implements at all); nullptr when none.
 template <class Plan, class Build>
-std::shared_ptr<const Plan> first_variant(const ConvGeometry& g, Pass pass, Build&& build) {
+std::shared_ptr<const Plan> first_variant(const ConvGeometry& g, Pass pass, memory::data_type data_type,
+                                          Build&& build) {
   std::shared_ptr<const Plan> fallback;
-  for (const Variant& v : variants(g, pass)) {
+  for (const Variant& v : variants(g, pass, data_type)) {
     try {
       bool reference = false;
-      auto plan = build(make_descs(g, v), reference);
+      auto plan = build(make_descs(g, v, data_type), reference);
       if (!reference) return plan;
       if (!fallback) fallback = plan;
     } catch (const dnnl::error&) {
@@ -260,8 +263,8 @@ std::shared_ptr<const Plan> first_variant(const ConvGeometry& g, Pass pass, Buil
   return fallback;
 }
 
-std::shared_ptr<const ForwardPlan> make_forward(const ConvGeometry& g, bool with_bias) {
-  return first_variant<ForwardPlan>(g, Pass::Forward, [&](const Descs& d, bool& reference) {
+std::shared_ptr<const ForwardPlan> make_forward(const ConvGeometry& g, bool with_bias, memory::data_type data_type) {
+  return first_variant<ForwardPlan>(g, Pass::Forward, data_type, [&](const Descs& d, bool& reference) {
     const auto pd = forward_pd(d, with_bias);
     reference = is_reference(pd);
     auto plan = std::make_shared<ForwardPlan>();
@@ -275,8 +278,8 @@ std::shared_ptr<const ForwardPlan> make_forward(const ConvGeometry& g, bool with
   });
 }
 
-std::shared_ptr<const BackwardDataPlan> make_backward_data(const ConvGeometry& g) {
-  return first_variant<BackwardDataPlan>(g, Pass::BackwardData, [&](const Descs& d, bool& reference) {
+std::shared_ptr<const BackwardDataPlan> make_backward_data(const ConvGeometry& g, memory::data_type data_type) {
+  return first_variant<BackwardDataPlan>(g, Pass::BackwardData, data_type, [&](const Descs& d, bool& reference) {
     const dnnl::convolution_backward_data::desc desc(d.algorithm, d.src_prim, d.weights_prim, d.dst_prim, d.strides,
                                                      d.dilates, d.padding_l, d.padding_r);
     const dnnl::convolution_backward_data::primitive_desc pd(desc, user_scratchpad(), onednn_engine(),
@@ -292,8 +295,9 @@ std::shared_ptr<const BackwardDataPlan> make_backward_data(const ConvGeometry& g
   });
 }
 
-std::shared_ptr<const BackwardWeightsPlan> make_backward_weights(const ConvGeometry& g, bool with_bias) {
-  return first_variant<BackwardWeightsPlan>(g, Pass::BackwardWeights, [&](const Descs& d, bool& reference) {
+std::shared_ptr<const BackwardWeightsPlan> make_backward_weights(const ConvGeometry& g, bool with_bias,
+                                                                memory::data_type data_type) {
+  return first_variant<BackwardWeightsPlan>(g, Pass::BackwardWeights, data_type, [&](const Descs& d, bool& reference) {
     const auto desc = with_bias ? dnnl::convolution_backward_weights::desc(d.algorithm, d.src_prim, d.weights_prim,
                                                                            d.bias, d.dst_prim, d.strides, d.dilates,
                                                                            d.padding_l, d.padding_r)
@@ -316,12 +320,17 @@ std::shared_ptr<const BackwardWeightsPlan> make_backward_weights(const ConvGeome
 
 // ---- the cache
 
-using Key = std::array<int64_t, 17>;
+using Key = std::array<int64_t, 18>;
 
-Key make_key(const ConvGeometry& g, bool with_bias) {
-  return {g.batch,     g.in_channels, g.in_h,      g.in_w,      g.out_channels, g.out_h,
-          g.out_w,     g.kernel_h,    g.kernel_w,  g.stride[0], g.stride[1],    g.padding[0],
-          g.padding[1], g.dilation[0], g.dilation[1], g.groups,  with_bias};
+Key make_key(const ConvGeometry& g, bool with_bias, memory::data_type data_type) {
+  return {g.batch,       g.in_channels, g.in_h,        g.in_w,      g.out_channels, g.out_h,
+          g.out_w,       g.kernel_h,    g.kernel_w,    g.stride[0], g.stride[1],    g.padding[0],
+          g.padding[1],  g.dilation[0], g.dilation[1], g.groups,    with_bias,      static_cast<int64_t>(data_type)};
+}
+
+// The oneDNN data type of a problem's tensors (the caller passes float32 or bfloat16 only).
+memory::data_type data_type_of(const Tensor& t) {
+  return t.dtype() == DType::BFloat16 ? memory::data_type::bf16 : memory::data_type::f32;
 }
 
 struct KeyHash {
@@ -370,8 +379,9 @@ void add_scratchpad(std::unordered_map<int, memory>& args, const memory::desc& d
 
 bool conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y, const ConvGeometry& g) {
   const bool with_bias = b.defined();
-  const auto plan =
-      cache<ForwardPlan>().get(make_key(g, with_bias), [&] { return make_forward(g, with_bias); });
+  const memory::data_type data_type = data_type_of(x);
+  const auto plan = cache<ForwardPlan>().get(make_key(g, with_bias, data_type),
+                                             [&] { return make_forward(g, with_bias, data_type); });
   if (!plan) return false;
   Workspace workspace;  // outlives the stream's work (wait() below)
   std::unordered_map<int, memory> args;
@@ -390,15 +400,17 @@ bool conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Ten
 bool conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Tensor& gx, const Tensor& gw,
                      const Tensor& gb, const ConvGeometry& g) {
   const bool with_bias = gb.defined();
+  const memory::data_type data_type = data_type_of(gy);
   std::shared_ptr<const BackwardDataPlan> data_plan;
   std::shared_ptr<const BackwardWeightsPlan> weights_plan;
   if (gx.defined()) {
-    data_plan = cache<BackwardDataPlan>().get(make_key(g, false), [&] { return make_backward_data(g); });
+    data_plan = cache<BackwardDataPlan>().get(make_key(g, false, data_type),
+                                              [&] { return make_backward_data(g, data_type); });
     if (!data_plan) return false;
   }
   if (gw.defined()) {
-    weights_plan = cache<BackwardWeightsPlan>().get(make_key(g, with_bias),
-                                                    [&] { return make_backward_weights(g, with_bias); });
+    weights_plan = cache<BackwardWeightsPlan>().get(make_key(g, with_bias, data_type),
+                                                    [&] { return make_backward_weights(g, with_bias, data_type); });
     if (!weights_plan) return false;
   } else if (with_bias) {
     return false;  // a bias gradient alone is the caller's channel sum

@@ -1,6 +1,7 @@
 #pragma once
-// oneDNN float32 convolutions: primitives cached per problem, one engine, blocked
-// layouts chosen by oneDNN with reorders from/to the plain NCHW/OIHW tensors.
+// oneDNN float32 and bfloat16 convolutions (every tensor of a call in one of the two dtypes;
+// bfloat16 accumulates in f32 inside oneDNN): primitives cached per problem and dtype, one
+// engine, blocked layouts chosen by oneDNN with reorders from/to the plain NCHW/OIHW tensors.
 // Each call returns false when oneDNN has no implementation for the problem, and the
 // caller runs the reference loops instead.
 #include "engine/core/tensor.h"

@@ -1,5 +1,6 @@
 #pragma once
-// Elementwise ops with PyTorch broadcasting. Float32/float64; both operands of a
+// Elementwise ops with PyTorch broadcasting. Float32/float64/bfloat16 (bfloat16 computes in
+// float32 and rounds once per result, as PyTorch); both operands of a
 // binary op must share dtype and device.
 #include <optional>
 

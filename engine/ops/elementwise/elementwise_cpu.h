@@ -1,5 +1,5 @@
 #pragma once
-// CPU loops of the elementwise ops (float32/float64 reference; they are also the fast
+// CPU loops of the elementwise ops (float32/float64/bfloat16 reference; they are also the fast
 // path, being memory-bound flat loops when operands are contiguous).
 #include "engine/core/tensor.h"
 #include "kernels/elementwise/elementwise_math.cuh"

@@ -7,6 +7,7 @@
 #include <array>
 
 #include "engine/core/tensor.h"
+#include "engine/cpu/copy.h"
 #include "engine/cpu/loops.h"
 #include "kernels/elementwise/elementwise.cuh"
 
@@ -27,7 +28,7 @@ const T* data_or_null(const Tensor& t) {
 inline void run_unary_forward(UnaryOp op, const Tensor& x, const Tensor& y, const UnaryParams& p, Stream stream) {
   const auto offsets = make_offset_calculator<2>(y.shape(), {y.strides(), x.strides()});
   with_unary_op(op, [&]<UnaryOp OP>() {
-    dispatch_floating(x.dtype(), "elementwise (CUDA)", [&]<class T>() {
+    dispatch_floating_and_bfloat16(x.dtype(), "elementwise (CUDA)", [&]<class T>() {
       launch_unary_forward<OP, T>(x.data<T>(), y.data<T>(), offsets, y.numel(), p, stream);
     });
   });
@@ -40,7 +41,7 @@ inline void run_unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, con
   const auto offsets = make_offset_calculator<4>(
       shape, {dx.strides(), strides_or_zero(x, shape), strides_or_zero(y, shape), g.strides()});
   with_unary_op(op, [&]<UnaryOp OP>() {
-    dispatch_floating(g.dtype(), "elementwise backward (CUDA)", [&]<class T>() {
+    dispatch_floating_and_bfloat16(g.dtype(), "elementwise backward (CUDA)", [&]<class T>() {
       launch_unary_backward<OP, T>(data_or_null<T>(x), data_or_null<T>(y), g.data<T>(), dx.data<T>(), offsets,
                                    dx.numel(), p, stream);
     });
@@ -53,7 +54,7 @@ inline void run_binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, co
   const auto offsets = make_offset_calculator<3>(
       shape, {out.strides(), cpu::broadcast_strides(a, shape), cpu::broadcast_strides(b, shape)});
   with_binary_op(op, [&]<BinaryOp OP>() {
-    dispatch_floating(a.dtype(), "elementwise (CUDA)", [&]<class T>() {
+    dispatch_floating_and_bfloat16(a.dtype(), "elementwise (CUDA)", [&]<class T>() {
       launch_binary_forward<OP, T>(a.data<T>(), b.data<T>(), out.data<binary_result_t<OP, T>>(), offsets,
                                    out.numel(), stream);
     });
@@ -62,22 +63,16 @@ inline void run_binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, co
 
 // dst = src converted to dst's dtype, for tensors of one shape and any strides. A copy within one
 // dtype moves elements as unsigned integers of the dtype's size (so bfloat16/float16 copy too);
-// conversions go through double like the CPU copy and exist for float32/float64/int64/uint8/bool.
+// conversions are kern::convert_element, as in the CPU copy, between float32/float64/bfloat16/
+// int64/uint8/bool (bfloat16 through float, never double, for the float32 <-> bfloat16 casts).
 inline void run_copy(const Tensor& src, const Tensor& dst, Stream stream) {
   PNEUMA_CHECK(src.shape() == dst.shape(), "copy: shape ", shape_str(src.shape()), " vs ", shape_str(dst.shape()));
   const auto offsets = make_offset_calculator<2>(dst.shape(), {dst.strides(), src.strides()});
   const int64_t n = dst.numel();
   if (src.dtype() == dst.dtype()) {
-    auto copy_as = [&]<class U>() {
+    return cpu::dispatch_element_bits(src.dtype(), "copy (CUDA)", [&]<class U>() {
       launch_convert<U, U>(static_cast<const U*>(src.raw_data()), static_cast<U*>(dst.raw_data()), offsets, n, stream);
-    };
-    switch (dtype_size(src.dtype())) {
-      case 1: return copy_as.template operator()<uint8_t>();
-      case 2: return copy_as.template operator()<uint16_t>();
-      case 4: return copy_as.template operator()<uint32_t>();
-      case 8: return copy_as.template operator()<uint64_t>();
-      default: PNEUMA_FAIL("copy: no CUDA copy for elements of ", dtype_size(src.dtype()), " bytes");
-    }
+    });
   }
   const char* op = "to(dtype) (CUDA)";
   dispatch_all(src.dtype(), op, [&]<class S>() {

@@ -2,6 +2,7 @@
 
 #include "engine/autograd/node.h"
 #include "engine/core/profiler.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/elementwise/elementwise.h"
 #include "engine/ops/linalg/linalg_cpu.h"
@@ -45,6 +46,20 @@ Tensor mm_nd(const Tensor& a, const Tensor& b) {
   return out;
 }
 
+// x [..., m, k] @ y [..., k, n] summed to `shape` (the gradient of an operand broadcast along batch
+// dims); no autograd. A bfloat16 product that needs the sum is formed and summed in float32 and
+// rounded once, as the unbroadcast product (one GEMM) is, instead of summing rounded products.
+Tensor mm_sum_to(const Tensor& x, const Tensor& y, const Shape& shape) {
+  Shape full = broadcast_shapes(Shape(x.shape().begin(), x.shape().end() - 2),
+                                Shape(y.shape().begin(), y.shape().end() - 2), "matmul");
+  full.push_back(x.size(-2));
+  full.push_back(y.size(-1));
+  const bool reduces = numel_of(full) != numel_of(shape);
+  if (!reduces || x.dtype() != DType::BFloat16) return sum_to(mm_nd(x, y), shape);
+  NoGradGuard no_grad;
+  return sum_to(mm_nd(x.to(DType::Float32), y.to(DType::Float32)), shape).to(DType::BFloat16);
+}
+
 class MatmulBackward final : public autograd::Node {
  public:
   // a2 is saved only when b needs a gradient and b2 only when a does, so b2's shape is kept apart.
@@ -55,12 +70,11 @@ class MatmulBackward final : public autograd::Node {
     const Tensor g2 = g.reshape(out2_shape_);
     Tensor ga, gb;
     if (next[0]) {  // dA = dC @ B^T, summed over the batch dims A was broadcast along
-      const Tensor full = mm_nd(g2, transposed(b2_));
-      ga = sum_to(full, a_shape()).reshape(input_shapes[0]);
+      ga = mm_sum_to(g2, transposed(b2_), a_shape()).reshape(input_shapes[0]);
     }
     if (next[1]) {  // dB = A^T @ dC
       if (b2_shape_.size() == 2 && g2.dim() > 2) gb = mm_nd(transposed(fold_rows(a2_)), fold_rows(g2));
-      else gb = sum_to(mm_nd(transposed(a2_), g2), b2_shape_);
+      else gb = mm_sum_to(transposed(a2_), g2, b2_shape_);
       gb = gb.reshape(input_shapes[1]);
     }
     return {ga, gb};
@@ -121,7 +135,9 @@ class LinearBackward final : public autograd::Node {
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  const Tensor a = autocast::to_lower_precision(a_in);
+  const Tensor b = autocast::to_lower_precision(b_in);
   const char* op = "matmul";
   profiler::Scope profile_scope("linalg", op);
   ops::check_defined(op, a);
@@ -158,7 +174,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& input_in, const Tensor& weight_in, const Tensor& bias_in) {
+  const Tensor input = autocast::to_lower_precision(input_in);
+  const Tensor weight = autocast::to_lower_precision(weight_in);
+  const Tensor bias = autocast::to_lower_precision(bias_in);
   const char* op = "linear";
   profiler::Scope profile_scope("linalg", op);
   ops::check_defined(op, input);

@@ -1,6 +1,7 @@
 #pragma once
-// Matrix products (torch 1.13 semantics), float32/float64. The CPU backend runs them
-// through OpenBLAS GEMM, forward and backward.
+// Matrix products (torch 1.13 semantics), float32/float64/bfloat16. The CPU backend runs them
+// through OpenBLAS GEMM, forward and backward (bfloat16: widened to float32, rounded once), the
+// CUDA backend through cuBLAS (bfloat16 with float32 accumulation).
 #include "engine/core/tensor.h"
 
 namespace pneuma {

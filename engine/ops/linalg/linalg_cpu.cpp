@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/cpu/copy.h"
 #include "engine/cpu/fast_path.h"
 #include "engine/cpu/loops.h"
 #include "engine/cpu/parallel.h"
@@ -32,8 +33,34 @@ std::vector<std::array<int64_t, 3>> batch_offsets(const Tensor& a, const Tensor&
 }
 
 void gemm(const Tensor& a, const Tensor& b, const Tensor& out, bool accumulate) {
+  if (out.dtype() == DType::BFloat16) {
+    gemm_bfloat16(a, b, out, accumulate);
+    return;
+  }
   if (fast_path_enabled()) gemm_blas(a, b, out, accumulate);
   else gemm_reference(a, b, out, accumulate);
+}
+
+namespace {
+// t widened to float32 (exact). A transposed view of dense data (linear's weight^T, the
+// backward's operand^T) stays transposed: its conversion is then one flat loop, and BLAS reads
+// the result with its transpose flag as it would have read t.
+Tensor widened(const Tensor& t) {
+  if (t.dim() >= 2 && !t.is_contiguous() && t.transpose(-2, -1).is_contiguous())
+    return t.detach().transpose(-2, -1).to(DType::Float32).transpose(-2, -1);
+  return t.detach().to(DType::Float32);
+}
+}  // namespace
+
+void gemm_bfloat16(const Tensor& a, const Tensor& b, const Tensor& out, bool accumulate) {
+  PNEUMA_CHECK(a.dtype() == DType::BFloat16 && b.dtype() == DType::BFloat16, "matmul: expected bfloat16 operands for ",
+               "a ", out.str(), " result, got ", a.str(), " and ", b.str());
+  // Widening is exact; the float32 GEMM (BLAS or the loops) accumulates in float32, and the one
+  // rounding is the copy back (with accumulate, out's bfloat16 values join the float32 sum first).
+  const Tensor a32 = widened(a), b32 = widened(b);
+  const Tensor out32 = accumulate ? out.detach().to(DType::Float32) : Tensor::empty(out.shape(), DType::Float32);
+  gemm(a32, b32, out32, accumulate);
+  copy_strided(out32, out);
 }
 
 void gemm_reference(const Tensor& a, const Tensor& b, const Tensor& out, bool accumulate) {
@@ -66,7 +93,7 @@ void gemm_reference(const Tensor& a, const Tensor& b, const Tensor& out, bool ac
 void fill_rows(const Tensor& row, const Tensor& out) {
   const Tensor r = row.detach().contiguous();
   const int64_t rows = out.size(0), n = out.size(1);
-  dispatch_floating(out.dtype(), "linear", [&]<class T>() {
+  dispatch_floating_and_bfloat16(out.dtype(), "linear", [&]<class T>() {
     const T* src = r.data<T>();
     T* dst = out.data<T>();
     for (int64_t i = 0; i < rows; ++i) std::memcpy(dst + i * n, src, n * sizeof(T));

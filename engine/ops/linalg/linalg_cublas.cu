@@ -1,9 +1,8 @@
-// matmul/linear on CUDA tensors: cuBLAS GEMMs on the device context's handle (bound to its stream).
+// matmul/linear on CUDA tensors: cuBLAS GEMMs on the device context's handle (bound to its stream),
+// float32, float64 and bfloat16 (float32 accumulation).
 // Everything about layouts is decided by ops::plan_gemm, host code tested without a GPU; this file
 // only turns a plan into cuBLAS calls.
 #include <cublas_v2.h>
-
-#include <type_traits>
 
 #include "engine/cuda/check.h"
 #include "engine/cuda/context.h"
@@ -18,14 +17,37 @@ namespace {
 
 cublasOperation_t operation(const ops::GemmOperand& operand) { return operand.transpose ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
+// cuBLAS's element type, compute type and scalar type (alpha, beta) for the tensor dtype T. bfloat16
+// A/B/C multiply with float32 accumulation and float scalars (CUBLAS_COMPUTE_32F), as torch does;
+// TF32 only ever applies to float32 operands.
+template <class T>
+struct GemmTypes;
+template <>
+struct GemmTypes<float> {
+  using Scalar = float;
+  static constexpr cudaDataType_t data = CUDA_R_32F;
+  static cublasComputeType_t compute(bool tf32) { return tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F; }
+};
+template <>
+struct GemmTypes<double> {
+  using Scalar = double;
+  static constexpr cudaDataType_t data = CUDA_R_64F;
+  static cublasComputeType_t compute(bool) { return CUBLAS_COMPUTE_64F; }
+};
+template <>
+struct GemmTypes<bfloat16> {
+  using Scalar = float;
+  static constexpr cudaDataType_t data = CUDA_R_16BF;
+  static cublasComputeType_t compute(bool) { return CUBLAS_COMPUTE_32F; }
+};
+
 template <class T>
 void run_plan(const ops::GemmPlan& plan, const T* a, const T* b, T* c, bool accumulate, bool tf32,
               cublasHandle_t handle) {
-  constexpr bool is_float = std::is_same_v<T, float>;
-  const cudaDataType_t type = is_float ? CUDA_R_32F : CUDA_R_64F;
-  const cublasComputeType_t compute =
-      is_float ? (tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F) : CUBLAS_COMPUTE_64F;
-  const T alpha = 1, beta = accumulate ? 1 : 0;
+  using Scalar = typename GemmTypes<T>::Scalar;
+  const cudaDataType_t type = GemmTypes<T>::data;
+  const cublasComputeType_t compute = GemmTypes<T>::compute(tf32);
+  const Scalar alpha = 1, beta = accumulate ? 1 : 0;
   const int m = static_cast<int>(plan.n), n = static_cast<int>(plan.m), k = static_cast<int>(plan.k);
   const int ld_first = static_cast<int>(plan.first.ld), ld_second = static_cast<int>(plan.second.ld);
   const int ldc = static_cast<int>(plan.ldc);
@@ -57,7 +79,7 @@ void gemm(const Tensor& a_in, const Tensor& b_in, const Tensor& out, bool accumu
   const Tensor b = ops::gemm_readable(b_in) ? b_in : b_in.detach().contiguous();
   const ops::GemmPlan plan = ops::plan_gemm(a, b, out);
   DeviceContext& context = DeviceContext::get(out.device().index);
-  dispatch_floating(out.dtype(), "matmul (CUDA)", [&]<class T>() {
+  dispatch_floating_and_bfloat16(out.dtype(), "matmul (CUDA)", [&]<class T>() {
     run_plan<T>(plan, a.data<T>(), b.data<T>(), out.data<T>(), accumulate, context.tf32(), context.cublas());
   });
 }

@@ -1,6 +1,7 @@
 #pragma once
 // CUDA entry points of matmul/linear, with the signatures of their CPU twins in linalg_cpu.h:
-// cuBLAS GEMMs (TF32 only when the device context's switch is on) planned by gemm_plan.h.
+// cuBLAS GEMMs (TF32 only when the device context's switch is on; bfloat16 with float32
+// accumulation) planned by gemm_plan.h.
 // Defined in linalg_cublas.cu with the CUDA backend, in engine/cuda/without_cuda.cpp otherwise.
 #include "engine/core/tensor.h"
 

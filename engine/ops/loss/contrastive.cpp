@@ -8,6 +8,7 @@
 
 #include "engine/autograd/node.h"
 #include "engine/core/profiler.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/index/index.h"
 #include "engine/ops/loss/loss.h"
@@ -83,7 +84,8 @@ void check_embeddings(const char* op, const Tensor& z, const char* what) {
 
 }  // namespace
 
-Tensor nt_xent_loss(const Tensor& z, double temperature) {
+Tensor nt_xent_loss(const Tensor& z_in, double temperature) {
+  const Tensor z = autocast::to_float32(z_in);
   profiler::Scope profile_scope("loss", "nt_xent_loss");
   const char* op = "nt_xent_loss";
   check_embeddings(op, z, "z");
@@ -99,7 +101,9 @@ Tensor nt_xent_loss(const Tensor& z, double temperature) {
   return contrastive(op, normalize(z, 2.0, 1, 1e-12), Tensor::from_indices(groups, {2 * n}), c);
 }
 
-Tensor nt_xent_loss(const Tensor& z1, const Tensor& z2, double temperature) {
+Tensor nt_xent_loss(const Tensor& z1_in, const Tensor& z2_in, double temperature) {
+  const Tensor z1 = autocast::to_float32(z1_in);
+  const Tensor z2 = autocast::to_float32(z2_in);
   const char* op = "nt_xent_loss";
   check_embeddings(op, z1, "z1");
   check_embeddings(op, z2, "z2");
@@ -110,7 +114,8 @@ Tensor nt_xent_loss(const Tensor& z1, const Tensor& z2, double temperature) {
   return nt_xent_loss(cat({z1, z2}, 0), temperature);
 }
 
-Tensor multi_pos_con_loss(const Tensor& features, const Tensor& labels, double temperature) {
+Tensor multi_pos_con_loss(const Tensor& features_in, const Tensor& labels, double temperature) {
+  const Tensor features = autocast::to_float32(features_in);
   const char* op = "multi_pos_con_loss";
   profiler::Scope profile_scope("loss", op);
   check_embeddings(op, features, "features");
@@ -122,7 +127,8 @@ Tensor multi_pos_con_loss(const Tensor& features, const Tensor& labels, double t
   return contrastive(op, normalize(features, 2.0, 1, 1e-12), labels, c);
 }
 
-Tensor supcon_loss(const Tensor& features, const Tensor& labels, double temperature, double base_temperature) {
+Tensor supcon_loss(const Tensor& features_in, const Tensor& labels, double temperature, double base_temperature) {
+  const Tensor features = autocast::to_float32(features_in);
   const char* op = "supcon_loss";
   profiler::Scope profile_scope("loss", op);
   ops::check_loss_input(op, features, "features");

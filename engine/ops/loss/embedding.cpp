@@ -8,6 +8,7 @@
 
 #include "engine/autograd/node.h"
 #include "engine/core/profiler.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/elementwise/elementwise.h"
 #include "engine/ops/index/index.h"
@@ -164,7 +165,8 @@ Tensor embedding_loss_cuda(const char* op, const kern::losses::EmbeddingLossConf
 
 }  // namespace
 
-Tensor class_mean_embeddings(const Tensor& z, const Tensor& labels, int64_t num_classes) {
+Tensor class_mean_embeddings(const Tensor& z_in, const Tensor& labels, int64_t num_classes) {
+  const Tensor z = autocast::to_float32(z_in);
   const char* op = "class_mean_embeddings";
   profiler::Scope profile_scope("loss", op);
   check_num_classes(op, num_classes);
@@ -181,9 +183,12 @@ Tensor class_mean_embeddings(const Tensor& z, const Tensor& labels, int64_t num_
   return class_means(op, z, labels, num_classes, "z", "labels").means;
 }
 
-Tensor embedding_similarity_loss(const Tensor& z_common, const Tensor& labels_common, const Tensor& z_adult,
-                                 const Tensor& labels_adult, const Tensor& z_pediatric,
+Tensor embedding_similarity_loss(const Tensor& z_common_in, const Tensor& labels_common, const Tensor& z_adult_in,
+                                 const Tensor& labels_adult, const Tensor& z_pediatric_in,
                                  const Tensor& labels_pediatric, int64_t num_classes) {
+  const Tensor z_common = autocast::to_float32(z_common_in);
+  const Tensor z_adult = autocast::to_float32(z_adult_in);
+  const Tensor z_pediatric = autocast::to_float32(z_pediatric_in);
   const char* op = "embedding_similarity_loss";
   profiler::Scope profile_scope("loss", op);
   check_num_classes(op, num_classes);
@@ -224,8 +229,9 @@ Tensor embedding_similarity_loss(const Tensor& z_common, const Tensor& labels_co
   return loss.defined() ? loss : connected_zero(c.means);
 }
 
-Tensor embedding_dissimilarity_loss(const Tensor& z_common, const Tensor& labels_common, int64_t num_classes,
+Tensor embedding_dissimilarity_loss(const Tensor& z_common_in, const Tensor& labels_common, int64_t num_classes,
                                     bool hinge, Reduction reduction) {
+  const Tensor z_common = autocast::to_float32(z_common_in);
   const char* op = "embedding_dissimilarity_loss";
   profiler::Scope profile_scope("loss", op);
   check_num_classes(op, num_classes);

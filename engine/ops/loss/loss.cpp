@@ -7,6 +7,7 @@
 
 #include "engine/autograd/node.h"
 #include "engine/core/profiler.h"
+#include "engine/ops/autocast.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/elementwise/elementwise.h"
 #include "engine/ops/loss/loss_checks.h"
@@ -46,7 +47,9 @@ kern::losses::LossReduction to_kernel(Reduction r) {
 
 void check_loss_input(const char* op, const Tensor& t, const char* what) {
   check_defined(op, t, what);
-  PNEUMA_CHECK(is_floating(t.dtype()), op, ": ", what, " must be a float32 or float64 tensor, got ", t.str());
+  PNEUMA_CHECK(t.dtype() == DType::Float32 || t.dtype() == DType::Float64, op, ": ", what,
+               " must be a float32 or float64 tensor, got ", t.str(),
+               t.dtype() == DType::BFloat16 ? " (losses take bfloat16 inputs under autocast, in float32)" : "");
 }
 
 void check_labels(const char* op, const Tensor& labels, int64_t batch, const Tensor& batch_tensor, const char* what) {
@@ -354,8 +357,12 @@ Tensor dice_loss_cuda(const Tensor& input, const Tensor& target, double smooth, 
 
 }  // namespace
 
-Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target, const Tensor& weight,
-                                        Reduction reduction, const Tensor& pos_weight) {
+Tensor binary_cross_entropy_with_logits(const Tensor& input_in, const Tensor& target_in, const Tensor& weight_in,
+                                        Reduction reduction, const Tensor& pos_weight_in) {
+  const Tensor input = autocast::to_float32(input_in);
+  const Tensor target = autocast::to_float32(target_in);
+  const Tensor weight = autocast::to_float32(weight_in);
+  const Tensor pos_weight = autocast::to_float32(pos_weight_in);
   profiler::Scope profile_scope("loss", "binary_cross_entropy_with_logits");
   BinaryLossConfig c;
   c.kind = BinaryLossKind::BceWithLogits;
@@ -363,8 +370,10 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
   return binary_loss("binary_cross_entropy_with_logits", c, input, target, weight, pos_weight);
 }
 
-Tensor sigmoid_focal_loss(const Tensor& inputs, const Tensor& targets, double alpha, double gamma,
+Tensor sigmoid_focal_loss(const Tensor& inputs_in, const Tensor& targets_in, double alpha, double gamma,
                           Reduction reduction) {
+  const Tensor inputs = autocast::to_float32(inputs_in);
+  const Tensor targets = autocast::to_float32(targets_in);
   const char* op = "sigmoid_focal_loss";
   profiler::Scope profile_scope("loss", op);
   PNEUMA_CHECK(std::isfinite(alpha) && alpha <= 1, op, ": alpha must be in [0, 1] (or negative to disable it), got ",
@@ -378,8 +387,11 @@ Tensor sigmoid_focal_loss(const Tensor& inputs, const Tensor& targets, double al
   return binary_loss(op, c, inputs, targets, Tensor(), Tensor());
 }
 
-Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+Tensor cross_entropy(const Tensor& input_in, const Tensor& target_in, const Tensor& weight_in, int64_t ignore_index,
                      Reduction reduction, double label_smoothing) {
+  const Tensor input = autocast::to_float32(input_in);
+  const Tensor target = autocast::to_float32(target_in);
+  const Tensor weight = autocast::to_float32(weight_in);
   profiler::Scope profile_scope("loss", "cross_entropy");
   const char* op = "cross_entropy";
   ops::check_loss_input(op, input, "input");
@@ -402,8 +414,10 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
   return class_loss(op, c, reduction, input, target, weight, "weight");
 }
 
-Tensor softmax_focal_loss(const Tensor& input, const Tensor& target, const Tensor& alpha, double gamma,
+Tensor softmax_focal_loss(const Tensor& input_in, const Tensor& target, const Tensor& alpha_in, double gamma,
                           Reduction reduction) {
+  const Tensor input = autocast::to_float32(input_in);
+  const Tensor alpha = autocast::to_float32(alpha_in);
   const char* op = "softmax_focal_loss";
   profiler::Scope profile_scope("loss", op);
   ops::check_loss_input(op, input, "input");
@@ -443,8 +457,10 @@ Tensor class_weights_from_labels(const Tensor& labels, int64_t num_classes, DTyp
   return class_weights_from_counts(counts, dtype).to(labels.device());
 }
 
-Tensor cosine_embedding_loss(const Tensor& input1, const Tensor& input2, const Tensor& target, double margin,
+Tensor cosine_embedding_loss(const Tensor& input1_in, const Tensor& input2_in, const Tensor& target, double margin,
                              Reduction reduction) {
+  const Tensor input1 = autocast::to_float32(input1_in);
+  const Tensor input2 = autocast::to_float32(input2_in);
   const char* op = "cosine_embedding_loss";
   profiler::Scope profile_scope("loss", op);
   ops::check_loss_input(op, input1, "input1");
@@ -480,7 +496,9 @@ Tensor cosine_embedding_loss(const Tensor& input1, const Tensor& input2, const T
   return out;
 }
 
-Tensor dice_loss(const Tensor& input, const Tensor& target, double smooth, Reduction reduction) {
+Tensor dice_loss(const Tensor& input_in, const Tensor& target_in, double smooth, Reduction reduction) {
+  const Tensor input = autocast::to_float32(input_in);
+  const Tensor target = autocast::to_float32(target_in);
   const char* op = "dice_loss";
   profiler::Scope profile_scope("loss", op);
   ops::check_loss_input(op, input, "input");

@@ -1,10 +1,14 @@
 #include "engine/ops/norm/norm.h"
 
+#include <initializer_list>
+#include <utility>
+
 #include "engine/autograd/node.h"
 #include "engine/core/profiler.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/norm/norm_cpu.h"
 #include "engine/ops/norm/norm_cuda.h"
+#include "engine/ops/norm/norm_types.h"
 
 namespace pneuma {
 
@@ -28,9 +32,10 @@ Tensor contiguous_or_undefined(const Tensor& t) { return t.defined() ? t.detach(
 // and the weight for the input's gradient. A bias-only gradient needs none of them.
 class BatchNormBackward final : public autograd::Node {
  public:
-  BatchNormBackward(Tensor x, Tensor weight, Tensor mean, Tensor var, Geometry geometry, double eps, bool training)
+  BatchNormBackward(Tensor x, Tensor weight, Tensor mean, Tensor var, DType param_dtype, Geometry geometry,
+                    double eps, bool training)
       : x_(std::move(x)), weight_(std::move(weight)), mean_(std::move(mean)), var_(std::move(var)),
-        geometry_(geometry), eps_(eps), training_(training) {}
+        param_dtype_(param_dtype), geometry_(geometry), eps_(eps), training_(training) {}
   const char* name() const override { return "batch_norm"; }
 
   std::vector<Tensor> apply(const Tensor& grad) override {
@@ -40,8 +45,9 @@ class BatchNormBackward final : public autograd::Node {
     const bool need_w = next.size() > 1 && next[1] != nullptr;
     const bool need_b = next.size() > 2 && next[2] != nullptr;
     Tensor dx = need_x ? Tensor::empty(input_shapes[0], g.dtype(), g.device()) : Tensor();
-    Tensor dw = need_w ? Tensor::empty({C}, g.dtype(), g.device()) : Tensor();
-    Tensor db = need_b ? Tensor::empty({C}, g.dtype(), g.device()) : Tensor();
+    // The parameters' gradients take the parameters' dtype (float32 under autocast).
+    Tensor dw = need_w ? Tensor::empty({C}, param_dtype_, g.device()) : Tensor();
+    Tensor db = need_b ? Tensor::empty({C}, param_dtype_, g.device()) : Tensor();
     const auto backward = g.device().is_cuda() ? &cuda::batch_norm_backward : &cpu::batch_norm_backward;
     backward(x_, g, N, C, S, mean_, var_, weight_, eps_, training_, dx, dw, db);
     return {dx, dw, db};
@@ -55,6 +61,7 @@ class BatchNormBackward final : public autograd::Node {
 
  private:
   Tensor x_, weight_, mean_, var_;
+  DType param_dtype_;
   Geometry geometry_;
   double eps_;
   bool training_;
@@ -63,11 +70,33 @@ class BatchNormBackward final : public autograd::Node {
 void check_channel_tensor(const Tensor& input, const Tensor& t, const char* what) {
   if (!t.defined()) return;
   ops::check_same_device("batch_norm", input, t);
-  PNEUMA_CHECK(t.dtype() == input.dtype(), "batch_norm: ", what, " ", t.str(), " does not match the dtype of input ",
-               input.str());
   PNEUMA_CHECK(t.dim() == 1 && t.size(0) == input.size(1), "batch_norm: ", what, " ", t.str(),
                " should be 1-d with ", input.size(1), " elements: input ", input.str(), " has ", input.size(1),
                " channels");
+}
+
+// The dtype of the per-channel tensors: the input's, or float32 with a bfloat16 input (a
+// BatchNorm under autocast keeps float32 parameters and buffers, as in torch). All defined ones
+// share it; with none defined, the batch statistics are float32 for a bfloat16 input.
+DType check_param_dtype(const Tensor& input, std::initializer_list<std::pair<const Tensor*, const char*>> tensors) {
+  const std::pair<const Tensor*, const char*>* first = nullptr;
+  for (const auto& entry : tensors) {
+    const Tensor& t = *entry.first;
+    if (!t.defined()) continue;
+    const bool mixed = input.dtype() == DType::BFloat16 && t.dtype() == DType::Float32;
+    PNEUMA_CHECK(t.dtype() == input.dtype() || mixed, "batch_norm: ", entry.second, " ", t.str(),
+                 " does not match the dtype of input ", input.str(),
+                 input.dtype() == DType::BFloat16 ? " (a bfloat16 input takes bfloat16 or float32 parameters)" : "");
+    if (first == nullptr) {
+      first = &entry;
+      continue;
+    }
+    PNEUMA_CHECK(t.dtype() == first->first->dtype(), "batch_norm: ", entry.second, " ", t.str(),
+                 " does not match the dtype of ", first->second, " ", first->first->str(),
+                 ": weight, bias, running_mean and running_var share one dtype");
+  }
+  if (first != nullptr) return first->first->dtype();
+  return input.dtype() == DType::BFloat16 ? DType::Float32 : input.dtype();
 }
 
 }  // namespace
@@ -84,8 +113,11 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   check_channel_tensor(input, running_var, "running_var");
   check_channel_tensor(input, weight, "weight");
   check_channel_tensor(input, bias, "bias");
+  const DType param_dtype = check_param_dtype(
+      input, {{&weight, "weight"}, {&bias, "bias"}, {&running_mean, "running_mean"}, {&running_var, "running_var"}});
   PNEUMA_CHECK(eps >= 0, op, ": eps must be non-negative, got ", eps);
   const Geometry geo = geometry_of(input);
+  const DType stats_dtype = batch_norm_stats_dtype(input.dtype());
   if (training) {
     PNEUMA_CHECK(geo.N * geo.S > 1, op, ": expected more than 1 value per channel when training, got input ",
                  input.str());
@@ -102,21 +134,22 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   Tensor mean, var;
   const bool on_cuda = x.device().is_cuda();
   const auto apply = on_cuda ? &cuda::batch_norm_apply : &cpu::batch_norm_apply;
-  // Float32 runs through the reference loops too: oneDNN's batch norm for plain NCHW
-  // data (norm_onednn.h) measured no faster in training and several times slower in
-  // evaluation on the CPUs here, so it is not dispatched to.
+  // Float32 and bfloat16 run through the reference loops on the CPU: oneDNN's batch norm
+  // for plain NCHW data (norm_onednn.h) measured no faster in float32 training, several
+  // times slower in float32 evaluation and 5-16x slower in bfloat16 on the CPUs here, so
+  // it is not dispatched to.
   if (training) {
-    mean = Tensor::empty({geo.C}, x.dtype(), x.device());
-    var = Tensor::empty({geo.C}, x.dtype(), x.device());
+    mean = Tensor::empty({geo.C}, stats_dtype, x.device());
+    var = Tensor::empty({geo.C}, stats_dtype, x.device());
     (on_cuda ? &cuda::batch_norm_stats : &cpu::batch_norm_stats)(x, geo.N, geo.C, geo.S, mean, var);
     apply(x, geo.N, geo.C, geo.S, mean, var, w, b, eps, y);
     (on_cuda ? &cuda::batch_norm_update_running : &cpu::batch_norm_update_running)(running_mean, running_var, mean,
                                                                                     var, momentum, geo.N * geo.S);
   } else {
     // A graph keeps a copy: the running statistics are buffers that may be updated
-    // before backward runs.
-    mean = running_mean.detach().contiguous();
-    var = running_var.detach().contiguous();
+    // before backward runs. bfloat16 ones are normalized with in float32 (a converted copy).
+    mean = running_mean.detach().contiguous().to(stats_dtype);
+    var = running_var.detach().contiguous().to(stats_dtype);
     if (record) {
       if (mean.storage() == running_mean.storage()) mean = mean.clone();
       if (var.storage() == running_var.storage()) var = var.clone();
@@ -129,7 +162,8 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
     const bool keep = input_grad || weight_grad;
     auto node = std::make_shared<BatchNormBackward>(keep ? autograd::save(x) : Tensor(),
                                                     input_grad ? autograd::save(w) : Tensor(),
-                                                    keep ? mean : Tensor(), keep ? var : Tensor(), geo, eps, training);
+                                                    keep ? mean : Tensor(), keep ? var : Tensor(), param_dtype, geo,
+                                                    eps, training);
     autograd::record(node, {input, weight, bias}, y);
   }
   return y;

@@ -11,6 +11,10 @@ namespace pneuma {
 // running + momentum * batch, with the unbiased variance for running_var); the running
 // statistics are buffers, never part of the graph. Otherwise normalizes with them.
 // Gradients flow to input, weight and bias.
+// dtypes: input float32, float64 or bfloat16; weight, bias and the running statistics of the
+// input's dtype or, for a bfloat16 input, all float32 (torch's mixed batch norm, what autocast
+// runs): the output and the input's gradient take the input's dtype, the statistics are computed
+// in float32 and the weight/bias gradients take the parameters' dtype.
 Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), bool training = false,
                   double momentum = 0.1, double eps = 1e-5);

@@ -9,6 +9,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "engine/core/error.h"
 #include "engine/cpu/onednn_context.h"
 
 namespace pneuma::cpu {
@@ -30,14 +31,23 @@ struct Key {
   int64_t N, C, S;
   bool training, scale, shift;
   float eps;
+  bool bf16;  // bfloat16 data (src, dst and their gradients); the per-channel tensors are f32 either way
   std::string str() const {
     return std::to_string(N) + "," + std::to_string(C) + "," + std::to_string(S) + "," + (training ? "t" : "e") +
-           (scale ? "s" : "-") + (shift ? "h" : "-") + "," + std::to_string(std::bit_cast<uint32_t>(eps));
+           (scale ? "s" : "-") + (shift ? "h" : "-") + "," + std::to_string(std::bit_cast<uint32_t>(eps)) +
+           (bf16 ? ",bf16" : ",f32");
   }
 };
 
+bool is_bf16_data(const Tensor& x) {
+  PNEUMA_CHECK(x.dtype() == DType::Float32 || x.dtype() == DType::BFloat16,
+               "batch_norm (oneDNN): expected float32 or bfloat16 data, got ", x.str());
+  return x.dtype() == DType::BFloat16;
+}
+
 memory::desc data_desc(const Key& k) {
-  return memory::desc({k.N, k.C, k.S, 1}, memory::data_type::f32, memory::format_tag::nchw);
+  return memory::desc({k.N, k.C, k.S, 1}, k.bf16 ? memory::data_type::bf16 : memory::data_type::f32,
+                      memory::format_tag::nchw);
 }
 
 normalization_flags flags_of(const Key& k) {
@@ -81,7 +91,7 @@ memory::desc channel_desc(int64_t C) { return memory::desc({C}, memory::data_typ
 void batch_norm_forward_onednn(const Tensor& x, int64_t N, int64_t C, int64_t S, const Tensor& mean,
                                const Tensor& var, const Tensor& weight, const Tensor& bias, double eps,
                                bool training, const Tensor& y) {
-  const Key key{N, C, S, training, weight.defined(), bias.defined(), static_cast<float>(eps)};
+  const Key key{N, C, S, training, weight.defined(), bias.defined(), static_cast<float>(eps), is_bf16_data(x)};
   const std::shared_ptr<Primitives> p = primitives(key, false);
   const memory::desc md = data_desc(key);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, onednn_memory(md, x)},
@@ -98,7 +108,7 @@ void batch_norm_backward_onednn(const Tensor& x, const Tensor& g, int64_t N, int
                                 const Tensor& mean, const Tensor& var, const Tensor& weight, bool shift, double eps,
                                 bool training, const Tensor& dx, const Tensor& dweight,
                                 const Tensor& dbias) {
-  const Key key{N, C, S, training, weight.defined(), shift, static_cast<float>(eps)};
+  const Key key{N, C, S, training, weight.defined(), shift, static_cast<float>(eps), is_bf16_data(x)};
   const std::shared_ptr<Primitives> p = primitives(key, true);
   const memory::desc md = data_desc(key);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, onednn_memory(md, x)},

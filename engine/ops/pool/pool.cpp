@@ -61,8 +61,10 @@ Pool2d window_geometry(const char* op, const Tensor& input, std::array<int64_t, 
   return p;
 }
 
-bool fast_float32(const Tensor& x) {
-  return x.device().is_cpu() && x.dtype() == DType::Float32 && x.numel() > 0 && cpu::fast_path_enabled();
+// oneDNN pools float32 and bfloat16 (f32 accumulation inside).
+bool fast_onednn(const Tensor& x) {
+  return x.device().is_cpu() && (x.dtype() == DType::Float32 || x.dtype() == DType::BFloat16) && x.numel() > 0 &&
+         cpu::fast_path_enabled();
 }
 
 // Routes gradients through what the forward saved: PyTorch's indices (reference) or
@@ -97,7 +99,7 @@ std::pair<Tensor, Tensor> max_pool(const Tensor& input, std::array<int64_t, 2> k
   const bool record = autograd::needs_grad({&input});
   Tensor y = Tensor::empty(output_shape(input, p), input.dtype(), input.device());
   // oneDNN cannot give PyTorch's indices, so the fast path serves max_pool2d only.
-  if (!want_indices && fast_float32(x) && cpu::max_pool2d_onednn_supported(p, record)) {
+  if (!want_indices && fast_onednn(x) && cpu::max_pool2d_onednn_supported(p, record, x.dtype())) {
     Tensor workspace = cpu::max_pool2d_forward_onednn(x, p, y, record);
     if (record) autograd::record(std::make_shared<MaxPool2dBackward>(p, std::move(workspace), true), {input}, y);
     return {y, Tensor()};
@@ -166,7 +168,7 @@ Tensor avg_pool2d(const Tensor& input, std::array<int64_t, 2> kernel_size, std::
   const cpu::AvgOptions options{count_include_pad, divisor_override};
   const Tensor x = input.detach().contiguous();
   Tensor y = Tensor::empty(output_shape(input, p), input.dtype(), input.device());
-  const bool fast = fast_float32(x) && cpu::avg_pool2d_onednn_supported(p, options);
+  const bool fast = fast_onednn(x) && cpu::avg_pool2d_onednn_supported(p, options, x.dtype());
   if (x.device().is_cuda()) cuda::avg_pool2d_forward(x, p, options, y);
   else if (fast) cpu::avg_pool2d_forward_onednn(x, p, options, y);
   else cpu::avg_pool2d_forward(x, p, options, y);

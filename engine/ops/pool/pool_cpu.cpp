@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
+#include <vector>
 
 #include "engine/cpu/parallel.h"
 
@@ -20,10 +22,40 @@ void for_planes(const Pool2d& p, int64_t work_per_plane, Fn&& fn) {
   }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(work_per_plane, 1)));
 }
 
+// The input-gradient plane a backward loop scatters into, zeroed: dx's own plane for float and
+// double; for bfloat16 a float plane (a bfloat16 sum would round at every add) that finish()
+// rounds into dx once, as the CUDA kernels round their float sums.
+template <class T>
+class GradPlane {
+ public:
+  using Math = opmath_t<T>;
+  GradPlane(T* out, int64_t size) : out_(out), size_(size) {
+    if constexpr (std::is_same_v<T, Math>) {
+      std::fill(out, out + size, T(0));
+      data_ = out;
+    } else {
+      wide_.assign(static_cast<size_t>(size), Math(0));
+      data_ = wide_.data();
+    }
+  }
+  Math* data() const { return data_; }
+  void finish() {
+    if constexpr (!std::is_same_v<T, Math>)
+      for (int64_t i = 0; i < size_; ++i) out_[i] = static_cast<T>(wide_[i]);
+  }
+
+ private:
+  T* out_;
+  int64_t size_;
+  Math* data_ = nullptr;
+  std::vector<Math> wide_;
+};
+
 }  // namespace
 
 void max_pool2d_forward(const Tensor& x, const Pool2d& p, const Tensor& y, const Tensor& indices) {
-  dispatch_floating(x.dtype(), "max_pool2d", [&]<class T>() {
+  dispatch_floating_and_bfloat16(x.dtype(), "max_pool2d", [&]<class T>() {
+    using Math = opmath_t<T>;
     const T* in = x.data<T>();
     T* out = y.data<T>();
     int64_t* idx = indices.data<int64_t>();
@@ -37,16 +69,16 @@ void max_pool2d_forward(const Tensor& x, const Pool2d& p, const Tensor& y, const
           const kern::MaxWindow ww = kern::max_window(ow, p.iw, p.kw, p.sw, p.pw, p.dw);
           // As PyTorch: the first maximum wins ties, and a NaN wins over everything.
           int64_t best = hw.start * p.iw + ww.start;
-          T best_value = -std::numeric_limits<T>::infinity();
+          Math best_value = -std::numeric_limits<Math>::infinity();
           for (int64_t h = hw.start; h < hw.end; h += p.dh)
             for (int64_t w = ww.start; w < ww.end; w += p.dw) {
-              const T v = xp[h * p.iw + w];
+              const Math v = static_cast<Math>(xp[h * p.iw + w]);
               if (v > best_value || std::isnan(v)) {
                 best_value = v;
                 best = h * p.iw + w;
               }
             }
-          yp[oh * p.ow + ow] = best_value;
+          yp[oh * p.ow + ow] = static_cast<T>(best_value);
           ip[oh * p.ow + ow] = best;
         }
       }
@@ -55,16 +87,18 @@ void max_pool2d_forward(const Tensor& x, const Pool2d& p, const Tensor& y, const
 }
 
 void max_pool2d_backward(const Tensor& g, const Tensor& indices, const Pool2d& p, const Tensor& dx) {
-  dispatch_floating(g.dtype(), "max_pool2d backward", [&]<class T>() {
+  dispatch_floating_and_bfloat16(g.dtype(), "max_pool2d backward", [&]<class T>() {
+    using Math = opmath_t<T>;
     const T* go = g.data<T>();
     const int64_t* idx = indices.data<int64_t>();
     T* gi = dx.data<T>();
     for_planes(p, p.ih * p.iw, [&](int64_t plane) {
-      T* dp = gi + plane * p.ih * p.iw;
-      std::fill(dp, dp + p.ih * p.iw, T(0));
+      GradPlane<T> grad(gi + plane * p.ih * p.iw, p.ih * p.iw);
+      Math* dp = grad.data();
       const T* gp = go + plane * p.oh * p.ow;
       const int64_t* ip = idx + plane * p.oh * p.ow;
-      for (int64_t o = 0; o < p.oh * p.ow; ++o) dp[ip[o]] += gp[o];
+      for (int64_t o = 0; o < p.oh * p.ow; ++o) dp[ip[o]] += static_cast<Math>(gp[o]);
+      grad.finish();
     });
   });
 }
@@ -85,7 +119,8 @@ AvgTerms avg_terms(const Pool2d& p, const AvgOptions& o, int64_t oh, int64_t ow)
 }  // namespace
 
 void avg_pool2d_forward(const Tensor& x, const Pool2d& p, const AvgOptions& o, const Tensor& y) {
-  dispatch_floating(x.dtype(), "avg_pool2d", [&]<class T>() {
+  dispatch_floating_and_bfloat16(x.dtype(), "avg_pool2d", [&]<class T>() {
+    using Math = opmath_t<T>;
     const T* in = x.data<T>();
     T* out = y.data<T>();
     for_planes(p, p.oh * p.ow * p.kh * p.kw, [&](int64_t plane) {
@@ -94,36 +129,39 @@ void avg_pool2d_forward(const Tensor& x, const Pool2d& p, const AvgOptions& o, c
       for (int64_t oh = 0; oh < p.oh; ++oh)
         for (int64_t ow = 0; ow < p.ow; ++ow) {
           const AvgTerms t = avg_terms(p, o, oh, ow);
-          T sum = 0;
+          Math sum = 0;
           for (int64_t h = t.h.start; h < t.h.end; ++h)
-            for (int64_t w = t.w.start; w < t.w.end; ++w) sum += xp[h * p.iw + w];
-          yp[oh * p.ow + ow] = sum / static_cast<T>(t.divisor);
+            for (int64_t w = t.w.start; w < t.w.end; ++w) sum += static_cast<Math>(xp[h * p.iw + w]);
+          yp[oh * p.ow + ow] = static_cast<T>(sum / static_cast<Math>(t.divisor));
         }
     });
   });
 }
 
 void avg_pool2d_backward(const Tensor& g, const Pool2d& p, const AvgOptions& o, const Tensor& dx) {
-  dispatch_floating(g.dtype(), "avg_pool2d backward", [&]<class T>() {
+  dispatch_floating_and_bfloat16(g.dtype(), "avg_pool2d backward", [&]<class T>() {
+    using Math = opmath_t<T>;
     const T* go = g.data<T>();
     T* gi = dx.data<T>();
     for_planes(p, p.oh * p.ow * p.kh * p.kw, [&](int64_t plane) {
-      T* dp = gi + plane * p.ih * p.iw;
-      std::fill(dp, dp + p.ih * p.iw, T(0));
+      GradPlane<T> grad(gi + plane * p.ih * p.iw, p.ih * p.iw);
+      Math* dp = grad.data();
       const T* gp = go + plane * p.oh * p.ow;
       for (int64_t oh = 0; oh < p.oh; ++oh)
         for (int64_t ow = 0; ow < p.ow; ++ow) {
           const AvgTerms t = avg_terms(p, o, oh, ow);
-          const T share = gp[oh * p.ow + ow] / static_cast<T>(t.divisor);
+          const Math share = static_cast<Math>(gp[oh * p.ow + ow]) / static_cast<Math>(t.divisor);
           for (int64_t h = t.h.start; h < t.h.end; ++h)
             for (int64_t w = t.w.start; w < t.w.end; ++w) dp[h * p.iw + w] += share;
         }
+      grad.finish();
     });
   });
 }
 
 void adaptive_avg_pool2d_forward(const Tensor& x, const Pool2d& p, const Tensor& y) {
-  dispatch_floating(x.dtype(), "adaptive_avg_pool2d", [&]<class T>() {
+  dispatch_floating_and_bfloat16(x.dtype(), "adaptive_avg_pool2d", [&]<class T>() {
+    using Math = opmath_t<T>;
     const T* in = x.data<T>();
     T* out = y.data<T>();
     for_planes(p, p.ih * p.iw, [&](int64_t plane) {
@@ -133,10 +171,10 @@ void adaptive_avg_pool2d_forward(const Tensor& x, const Pool2d& p, const Tensor&
         const int64_t h0 = kern::adaptive_start(oh, p.oh, p.ih), h1 = kern::adaptive_end(oh, p.oh, p.ih);
         for (int64_t ow = 0; ow < p.ow; ++ow) {
           const int64_t w0 = kern::adaptive_start(ow, p.ow, p.iw), w1 = kern::adaptive_end(ow, p.ow, p.iw);
-          T sum = 0;
+          Math sum = 0;
           for (int64_t h = h0; h < h1; ++h)
-            for (int64_t w = w0; w < w1; ++w) sum += xp[h * p.iw + w];
-          yp[oh * p.ow + ow] = sum / static_cast<T>((h1 - h0) * (w1 - w0));
+            for (int64_t w = w0; w < w1; ++w) sum += static_cast<Math>(xp[h * p.iw + w]);
+          yp[oh * p.ow + ow] = static_cast<T>(sum / static_cast<Math>((h1 - h0) * (w1 - w0)));
         }
       }
     });
@@ -144,22 +182,24 @@ void adaptive_avg_pool2d_forward(const Tensor& x, const Pool2d& p, const Tensor&
 }
 
 void adaptive_avg_pool2d_backward(const Tensor& g, const Pool2d& p, const Tensor& dx) {
-  dispatch_floating(g.dtype(), "adaptive_avg_pool2d backward", [&]<class T>() {
+  dispatch_floating_and_bfloat16(g.dtype(), "adaptive_avg_pool2d backward", [&]<class T>() {
+    using Math = opmath_t<T>;
     const T* go = g.data<T>();
     T* gi = dx.data<T>();
     for_planes(p, p.ih * p.iw, [&](int64_t plane) {
-      T* dp = gi + plane * p.ih * p.iw;
-      std::fill(dp, dp + p.ih * p.iw, T(0));
+      GradPlane<T> grad(gi + plane * p.ih * p.iw, p.ih * p.iw);
+      Math* dp = grad.data();
       const T* gp = go + plane * p.oh * p.ow;
       for (int64_t oh = 0; oh < p.oh; ++oh) {
         const int64_t h0 = kern::adaptive_start(oh, p.oh, p.ih), h1 = kern::adaptive_end(oh, p.oh, p.ih);
         for (int64_t ow = 0; ow < p.ow; ++ow) {
           const int64_t w0 = kern::adaptive_start(ow, p.ow, p.iw), w1 = kern::adaptive_end(ow, p.ow, p.iw);
-          const T share = gp[oh * p.ow + ow] / static_cast<T>((h1 - h0) * (w1 - w0));
+          const Math share = static_cast<Math>(gp[oh * p.ow + ow]) / static_cast<Math>((h1 - h0) * (w1 - w0));
           for (int64_t h = h0; h < h1; ++h)
             for (int64_t w = w0; w < w1; ++w) dp[h * p.iw + w] += share;
         }
       }
+      grad.finish();
     });
   });
 }

@@ -1,6 +1,7 @@
 #pragma once
-// Reference loops of the pooling ops (float32/float64) over contiguous [planes, h, w]
-// data, planes = N * C; outputs are written whole.
+// Reference loops of the pooling ops (float32, float64, bfloat16) over contiguous [planes, h, w]
+// data, planes = N * C; outputs are written whole. bfloat16 computes in float (opmath_t) and rounds
+// each output once.
 #include <optional>
 
 #include "engine/core/tensor.h"

@@ -2,7 +2,8 @@
 // Tensor-level launches of the pooling kernels (kernels/pool/pool.cuh): compiled by nvcc for
 // pool_cuda.cu and by the host compiler for the emulated kernel tests, which therefore run this
 // code too (see engine/ops/elementwise/elementwise_kernels.h). Tensors are contiguous, with the
-// shapes p describes; the signatures follow pool_cpu.h.
+// shapes p describes; the signatures follow pool_cpu.h. float32, float64 and bfloat16 (computed
+// in float, rounded once per output).
 #include "engine/core/tensor.h"
 #include "engine/ops/pool/pool_cpu.h"
 #include "kernels/pool/pool.cuh"
@@ -16,40 +17,40 @@ inline AvgPoolOptions avg_pool_options(const cpu::AvgOptions& o) {
 
 inline void run_max_pool2d_forward(const Tensor& x, const Pool2d& p, const Tensor& y, const Tensor& indices,
                                    Stream stream) {
-  dispatch_floating(x.dtype(), "max_pool2d (CUDA)", [&]<class T>() {
+  dispatch_floating_and_bfloat16(x.dtype(), "max_pool2d (CUDA)", [&]<class T>() {
     launch_max_pool2d_forward<T>(x.data<T>(), y.data<T>(), indices.data<int64_t>(), p, stream);
   });
 }
 
 inline void run_max_pool2d_backward(const Tensor& g, const Tensor& indices, const Pool2d& p, const Tensor& dx,
                                     Stream stream) {
-  dispatch_floating(g.dtype(), "max_pool2d backward (CUDA)", [&]<class T>() {
+  dispatch_floating_and_bfloat16(g.dtype(), "max_pool2d backward (CUDA)", [&]<class T>() {
     launch_max_pool2d_backward<T>(g.data<T>(), indices.data<int64_t>(), dx.data<T>(), p, stream);
   });
 }
 
 inline void run_avg_pool2d_forward(const Tensor& x, const Pool2d& p, const cpu::AvgOptions& o, const Tensor& y,
                                    Stream stream) {
-  dispatch_floating(x.dtype(), "avg_pool2d (CUDA)", [&]<class T>() {
+  dispatch_floating_and_bfloat16(x.dtype(), "avg_pool2d (CUDA)", [&]<class T>() {
     launch_avg_pool2d_forward<T>(x.data<T>(), y.data<T>(), p, avg_pool_options(o), stream);
   });
 }
 
 inline void run_avg_pool2d_backward(const Tensor& g, const Pool2d& p, const cpu::AvgOptions& o, const Tensor& dx,
                                     Stream stream) {
-  dispatch_floating(g.dtype(), "avg_pool2d backward (CUDA)", [&]<class T>() {
+  dispatch_floating_and_bfloat16(g.dtype(), "avg_pool2d backward (CUDA)", [&]<class T>() {
     launch_avg_pool2d_backward<T>(g.data<T>(), dx.data<T>(), p, avg_pool_options(o), stream);
   });
 }
 
 inline void run_adaptive_avg_pool2d_forward(const Tensor& x, const Pool2d& p, const Tensor& y, Stream stream) {
-  dispatch_floating(x.dtype(), "adaptive_avg_pool2d (CUDA)", [&]<class T>() {
+  dispatch_floating_and_bfloat16(x.dtype(), "adaptive_avg_pool2d (CUDA)", [&]<class T>() {
     launch_adaptive_avg_pool2d_forward<T>(x.data<T>(), y.data<T>(), p, stream);
   });
 }
 
 inline void run_adaptive_avg_pool2d_backward(const Tensor& g, const Pool2d& p, const Tensor& dx, Stream stream) {
-  dispatch_floating(g.dtype(), "adaptive_avg_pool2d backward (CUDA)", [&]<class T>() {
+  dispatch_floating_and_bfloat16(g.dtype(), "adaptive_avg_pool2d backward (CUDA)", [&]<class T>() {
     launch_adaptive_avg_pool2d_backward<T>(g.data<T>(), dx.data<T>(), p, stream);
   });
 }

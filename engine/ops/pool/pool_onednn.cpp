@@ -30,24 +30,32 @@ int64_t right_padding(int64_t in, int64_t out, int64_t kernel, int64_t stride, i
   return pad_r;
 }
 
+// The oneDNN data type of a pooling's tensors (float32 or bfloat16; src and dst share it).
+memory::data_type onednn_data_type(DType dtype) {
+  return dtype == DType::BFloat16 ? memory::data_type::bf16 : memory::data_type::f32;
+}
+memory::data_type data_type_of(const Tensor& t) { return onednn_data_type(t.dtype()); }
+
 struct Problem {
   algorithm alg;
   bool training;
   Pool2d p;
+  memory::data_type data_type;
   int64_t pad_rh, pad_rw;
 
-  Problem(algorithm a, bool t, const Pool2d& pool) : alg(a), training(t), p(pool) {
+  Problem(algorithm a, bool t, const Pool2d& pool, memory::data_type dt) : alg(a), training(t), p(pool), data_type(dt) {
     pad_rh = right_padding(p.ih, p.oh, p.kh, p.sh, p.dh, p.ph);
     pad_rw = right_padding(p.iw, p.ow, p.kw, p.sw, p.dw, p.pw);
   }
   std::string key() const {
-    std::string k = std::to_string(static_cast<int>(alg)) + (training ? "t" : "i");
+    std::string k = std::to_string(static_cast<int>(alg)) + (training ? "t" : "i") +
+                    std::to_string(static_cast<int>(data_type));
     for (int64_t v : {p.N, p.C, p.ih, p.iw, p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw})
       k += "," + std::to_string(v);
     return k;
   }
-  memory::desc src() const { return {{p.N, p.C, p.ih, p.iw}, memory::data_type::f32, memory::format_tag::nchw}; }
-  memory::desc dst() const { return {{p.N, p.C, p.oh, p.ow}, memory::data_type::f32, memory::format_tag::nchw}; }
+  memory::desc src() const { return {{p.N, p.C, p.ih, p.iw}, data_type, memory::format_tag::nchw}; }
+  memory::desc dst() const { return {{p.N, p.C, p.oh, p.ow}, data_type, memory::format_tag::nchw}; }
   dnnl::pooling_v2_forward::desc forward_desc() const {
     // oneDNN counts dilation from 0 (a dense window has dilation 0).
     return {training ? prop_kind::forward_training : prop_kind::forward_inference,
@@ -97,7 +105,7 @@ algorithm avg_algorithm(const AvgOptions& o) {
 }  // namespace
 
 Tensor max_pool2d_forward_onednn(const Tensor& x, const Pool2d& p, const Tensor& y, bool training) {
-  const Problem problem(algorithm::pooling_max, training, p);
+  const Problem problem(algorithm::pooling_max, training, p, data_type_of(x));
   const std::shared_ptr<Primitives> prims = primitives(problem, false);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, onednn_memory(problem.src(), x)}, {DNNL_ARG_DST, onednn_memory(problem.dst(), y)}};
   Tensor workspace;
@@ -112,7 +120,7 @@ Tensor max_pool2d_forward_onednn(const Tensor& x, const Pool2d& p, const Tensor&
 }
 
 void max_pool2d_backward_onednn(const Tensor& g, const Tensor& workspace, const Pool2d& p, const Tensor& dx) {
-  const Problem problem(algorithm::pooling_max, true, p);
+  const Problem problem(algorithm::pooling_max, true, p, data_type_of(g));
   const std::shared_ptr<Primitives> prims = primitives(problem, true);
   prims->backward.execute(onednn_stream(), {{DNNL_ARG_DIFF_DST, onednn_memory(problem.dst(), g)},
                                          {DNNL_ARG_DIFF_SRC, onednn_memory(problem.src(), dx)},
@@ -120,30 +128,30 @@ void max_pool2d_backward_onednn(const Tensor& g, const Tensor& workspace, const 
   onednn_stream().wait();
 }
 
-bool max_pool2d_onednn_supported(const Pool2d& p, bool training) {
-  return primitives(Problem(algorithm::pooling_max, training, p), false)->ok;
+bool max_pool2d_onednn_supported(const Pool2d& p, bool training, DType dtype) {
+  return primitives(Problem(algorithm::pooling_max, training, p, onednn_data_type(dtype)), false)->ok;
 }
 
-bool avg_pool2d_onednn_supported(const Pool2d& p, const AvgOptions& o) {
+bool avg_pool2d_onednn_supported(const Pool2d& p, const AvgOptions& o, DType dtype) {
   if (o.divisor_override) return false;
   // oneDNN divides by the whole kernel; PyTorch clips the window to the padded input,
   // which differs only where ceil mode adds padding on the right.
   if (o.count_include_pad && (right_padding(p.ih, p.oh, p.kh, p.sh, p.dh, p.ph) != p.ph ||
                               right_padding(p.iw, p.ow, p.kw, p.sw, p.dw, p.pw) != p.pw))
     return false;
-  return primitives(Problem(avg_algorithm(o), true, p), false)->ok;
+  return primitives(Problem(avg_algorithm(o), true, p, onednn_data_type(dtype)), false)->ok;
 }
 
 void avg_pool2d_forward_onednn(const Tensor& x, const Pool2d& p, const AvgOptions& o, const Tensor& y) {
   // Forward training (average pooling has no workspace) so backward can reuse the entry.
-  const Problem problem(avg_algorithm(o), true, p);
+  const Problem problem(avg_algorithm(o), true, p, data_type_of(x));
   const std::shared_ptr<Primitives> prims = primitives(problem, false);
   prims->forward.execute(onednn_stream(), {{DNNL_ARG_SRC, onednn_memory(problem.src(), x)}, {DNNL_ARG_DST, onednn_memory(problem.dst(), y)}});
   onednn_stream().wait();
 }
 
 void avg_pool2d_backward_onednn(const Tensor& g, const Pool2d& p, const AvgOptions& o, const Tensor& dx) {
-  const Problem problem(avg_algorithm(o), true, p);
+  const Problem problem(avg_algorithm(o), true, p, data_type_of(g));
   const std::shared_ptr<Primitives> prims = primitives(problem, true);
   prims->backward.execute(onednn_stream(), {{DNNL_ARG_DIFF_DST, onednn_memory(problem.dst(), g)},
                                          {DNNL_ARG_DIFF_SRC, onednn_memory(problem.src(), dx)}});

@@ -1,13 +1,16 @@
 #include "engine/ops/reduce/reduce.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "engine/autograd/node.h"
 #include "engine/core/profiler.h"
+#include "engine/cpu/loops.h"
 #include "engine/cpu/parallel.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/elementwise/elementwise.h"
 #include "engine/ops/reduce/reduce_cuda.h"
+#include "kernels/reduce/sum_accumulator.cuh"
 
 namespace pneuma {
 
@@ -61,21 +64,45 @@ Tensor reduced_to_last(const Tensor& x, const std::vector<int64_t>& dims) {
 
 namespace {
 
-// Accumulates in double: float32 sums of many elements stay accurate.
-Tensor sum_cpu(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+// The float32 sum of n contiguous bfloat16 values: 16 lanes (combined at the end), which the
+// compiler vectorizes and which keep each running sum shorter than one accumulator over the whole
+// row would.
+PNEUMA_BF16_LOOP float bf16_row_sum(const bfloat16* row, int64_t n) {
+  constexpr int kLanes = 16;
+  float lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int k = 0; k < kLanes; ++k) lanes[k] += static_cast<float>(row[i + k]);
+  float acc = 0;
+  for (int k = 0; k < kLanes; ++k) acc += lanes[k];
+  for (; i < n; ++i) acc += static_cast<float>(row[i]);
+  return acc;
+}
+
+// The sum of n contiguous elements in sum_accumulator_t<T>: float32/float64 add in double, in order.
+template <class T>
+kern::sum_accumulator_t<T> row_sum(const T* row, int64_t n) {
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    return bf16_row_sum(row, n);
+  } else {
+    double acc = 0;
+    for (int64_t i = 0; i < n; ++i) acc += row[i];
+    return acc;
+  }
+}
+
+// scale (1 for sum, 1/count for mean) times the sum over dims, rounded once to x's dtype.
+Tensor sum_cpu(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, double scale) {
   const Tensor rows = ops::reduced_to_last(x, dims);
   Tensor out = Tensor::empty(ops::reduced_shape(x.shape(), dims, keepdim), x.dtype(), x.device());
   const int64_t outer = rows.size(0), inner = rows.size(1);
-  dispatch_floating(x.dtype(), "sum", [&]<class T>() {
+  dispatch_floating_and_bfloat16(x.dtype(), "sum", [&]<class T>() {
+    using Acc = kern::sum_accumulator_t<T>;
+    const Acc acc_scale = static_cast<Acc>(scale);
     const T* in = rows.data<T>();
     T* o = out.data<T>();
     cpu::parallel_for(outer, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        double acc = 0;
-        const T* row = in + r * inner;
-        for (int64_t i = 0; i < inner; ++i) acc += row[i];
-        o[r] = static_cast<T>(acc);
-      }
+      for (int64_t r = begin; r < end; ++r) o[r] = static_cast<T>(row_sum(in + r * inner, inner) * acc_scale);
     }, std::max<int64_t>(1, cpu::kParallelGrain / std::max<int64_t>(inner, 1)));
   });
   return out;
@@ -101,14 +128,11 @@ Tensor reduce_sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool kee
   ops::check_defined(name, x);
   ops::check_floating(name, x);
   const std::vector<int64_t> dims = ops::reduction_dims(x, dims_in, name);
-  Tensor out = x.device().is_cuda() ? cuda::sum(x, dims, keepdim) : sum_cpu(x, dims, keepdim);
   int64_t count = 1;
   for (int64_t d : dims) count *= x.shape()[d];
   const double scale = average ? 1.0 / static_cast<double>(count) : 1.0;
-  if (average) {
-    NoGradGuard no_grad;
-    out = mul(out, scale);
-  }
+  // The mean's division happens on the accumulated sum, before the one rounding to x's dtype.
+  Tensor out = x.device().is_cuda() ? cuda::sum(x, dims, keepdim, scale) : sum_cpu(x, dims, keepdim, scale);
   if (autograd::needs_grad({&x})) autograd::record(std::make_shared<SumBackward>(dims, scale), {x}, out);
   return out;
 }

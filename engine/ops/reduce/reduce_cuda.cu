@@ -6,9 +6,9 @@
 
 namespace pneuma::cuda {
 
-Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, double scale) {
   Tensor out = Tensor::empty(ops::reduced_shape(x.shape(), dims, keepdim), x.dtype(), x.device());
-  kern::run_sum(x, dims, out, op_stream(x.device()));
+  kern::run_sum(x, dims, out, op_stream(x.device()), scale);
   return out;
 }
 

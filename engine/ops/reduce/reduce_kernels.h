@@ -11,10 +11,12 @@
 namespace pneuma::kern {
 inline namespace PNEUMA_KERNEL_ABI {
 
-// out (contiguous, one element per combination of x's kept dims, in order) = x summed over
-// `dims` (sorted, distinct, in range). Partial sums, when the plan splits rows, live in a
-// temporary float64 tensor on x's device.
-inline void run_sum(const Tensor& x, const std::vector<int64_t>& dims, const Tensor& out, Stream stream) {
+// out (contiguous, one element per combination of x's kept dims, in order) = scale times x summed
+// over `dims` (sorted, distinct, in range): scale 1 for sum, 1/count for mean, applied before the
+// result is rounded to x's dtype. Partial sums, when the plan splits rows, live in a temporary
+// tensor of the accumulator type (float64, float32 for bfloat16) on x's device.
+inline void run_sum(const Tensor& x, const std::vector<int64_t>& dims, const Tensor& out, Stream stream,
+                    double scale = 1.0) {
   Shape row_shape, col_shape;
   Strides row_strides, col_strides;
   for (int64_t d = 0; d < x.dim(); ++d) {
@@ -28,11 +30,12 @@ inline void run_sum(const Tensor& x, const std::vector<int64_t>& dims, const Ten
   const auto row_offsets = make_offset_calculator<1>(row_shape, {row_strides});
   const auto col_offsets = make_offset_calculator<1>(col_shape, {col_strides});
   const SumLaunchPlan plan = plan_sum(rows, cols);
-  const Tensor partials =
-      !plan.serial && plan.splits > 1 ? Tensor::empty({rows * plan.splits}, DType::Float64, x.device()) : Tensor();
-  dispatch_floating(x.dtype(), "sum (CUDA)", [&]<class T>() {
+  dispatch_floating_and_bfloat16(x.dtype(), "sum (CUDA)", [&]<class T>() {
+    using Acc = sum_accumulator_t<T>;
+    const Tensor partials =
+        !plan.serial && plan.splits > 1 ? Tensor::empty({rows * plan.splits}, dtype_v<Acc>, x.device()) : Tensor();
     launch_sum_rows<T>(x.data<T>(), row_offsets, col_offsets, rows, cols, out.data<T>(),
-                       partials.defined() ? partials.data<double>() : nullptr, stream);
+                       partials.defined() ? partials.data<Acc>() : nullptr, stream, scale);
   });
 }
 

@@ -26,7 +26,7 @@ inline SoftmaxLayout softmax_layout(const Shape& shape, int64_t dim) {
 inline void run_softmax_forward(const Tensor& x, int64_t dim, bool log, const Tensor& y, Stream stream) {
   const Tensor xd = x.detach().contiguous();
   const SoftmaxLayout l = softmax_layout(x.shape(), dim);
-  dispatch_floating(x.dtype(), log ? "log_softmax (CUDA)" : "softmax (CUDA)", [&]<class T>() {
+  dispatch_floating_and_bfloat16(x.dtype(), log ? "log_softmax (CUDA)" : "softmax (CUDA)", [&]<class T>() {
     launch_softmax<T>(xd.data<T>(), y.data<T>(), l.outer, l.n, l.inner, log, stream);
   });
 }
@@ -36,7 +36,8 @@ inline void run_softmax_backward(const Tensor& y, const Tensor& g, int64_t dim, 
                                  Stream stream) {
   const Tensor yd = y.detach().contiguous(), gd = g.detach().contiguous();
   const SoftmaxLayout l = softmax_layout(y.shape(), dim);
-  dispatch_floating(y.dtype(), log ? "log_softmax backward (CUDA)" : "softmax backward (CUDA)", [&]<class T>() {
+  const char* op = log ? "log_softmax backward (CUDA)" : "softmax backward (CUDA)";
+  dispatch_floating_and_bfloat16(y.dtype(), op, [&]<class T>() {
     launch_softmax_backward<T>(yd.data<T>(), gd.data<T>(), dx.data<T>(), l.outer, l.n, l.inner, log, stream);
   });
 }

@@ -1,6 +1,7 @@
 #include "engine/ops/upsample/upsample_cpu.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "engine/cpu/parallel.h"
@@ -23,6 +24,23 @@ std::vector<int64_t> nearest_indices(int64_t in, int64_t out, double scale) {
   return idx;
 }
 
+// Runs scatter(acc) on a zeroed plane of n accumulators in T's math type and stores the plane in
+// dst: in place where T is its own math type, through a float plane for bfloat16, whose sums
+// would otherwise round at every addition (each element is rounded once, on the copy).
+template <class T, class Scatter>
+void scatter_plane(T* dst, int64_t n, Scatter&& scatter) {
+  using M = opmath_t<T>;
+  if constexpr (std::is_same_v<T, M>) {
+    std::fill(dst, dst + n, T(0));
+    scatter(dst);
+  } else {
+    thread_local std::vector<M> acc;
+    acc.assign(static_cast<size_t>(n), M(0));
+    scatter(acc.data());
+    std::copy(acc.begin(), acc.end(), dst);
+  }
+}
+
 template <class T>
 std::vector<kern::LinearTaps<T>> linear_taps(int64_t in, int64_t out, bool align_corners, double scale) {
   const T s = kern::area_pixel_scale<T>(in, out, align_corners, scale);
@@ -35,7 +53,7 @@ std::vector<kern::LinearTaps<T>> linear_taps(int64_t in, int64_t out, bool align
 
 void upsample_nearest2d_forward(const Tensor& x, const Upsample2d& u, const Tensor& y) {
   const std::vector<int64_t> hs = nearest_indices(u.ih, u.oh, u.scale_h), ws = nearest_indices(u.iw, u.ow, u.scale_w);
-  dispatch_floating(x.dtype(), "upsample_nearest2d", [&]<class T>() {
+  dispatch_floating_and_bfloat16(x.dtype(), "upsample_nearest2d", [&]<class T>() {
     const T* in = x.data<T>();
     T* out = y.data<T>();
     for_planes(u, [&](int64_t plane) {
@@ -51,38 +69,41 @@ void upsample_nearest2d_forward(const Tensor& x, const Upsample2d& u, const Tens
 
 void upsample_nearest2d_backward(const Tensor& g, const Upsample2d& u, const Tensor& dx) {
   const std::vector<int64_t> hs = nearest_indices(u.ih, u.oh, u.scale_h), ws = nearest_indices(u.iw, u.ow, u.scale_w);
-  dispatch_floating(g.dtype(), "upsample_nearest2d backward", [&]<class T>() {
+  dispatch_floating_and_bfloat16(g.dtype(), "upsample_nearest2d backward", [&]<class T>() {
+    using M = opmath_t<T>;
     const T* go = g.data<T>();
     T* gi = dx.data<T>();
     for_planes(u, [&](int64_t plane) {
-      T* dp = gi + plane * u.ih * u.iw;
-      std::fill(dp, dp + u.ih * u.iw, T(0));
       const T* gp = go + plane * u.oh * u.ow;
-      for (int64_t oh = 0; oh < u.oh; ++oh) {
-        T* row = dp + hs[oh] * u.iw;
-        for (int64_t ow = 0; ow < u.ow; ++ow) row[ws[ow]] += gp[oh * u.ow + ow];
-      }
+      scatter_plane(gi + plane * u.ih * u.iw, u.ih * u.iw, [&](M* dp) {
+        for (int64_t oh = 0; oh < u.oh; ++oh) {
+          M* row = dp + hs[oh] * u.iw;
+          for (int64_t ow = 0; ow < u.ow; ++ow) row[ws[ow]] += static_cast<M>(gp[oh * u.ow + ow]);
+        }
+      });
     });
   });
 }
 
 void upsample_bilinear2d_forward(const Tensor& x, const Upsample2d& u, const Tensor& y) {
-  dispatch_floating(x.dtype(), "upsample_bilinear2d", [&]<class T>() {
-    const auto hs = linear_taps<T>(u.ih, u.oh, u.align_corners, u.scale_h);
-    const auto ws = linear_taps<T>(u.iw, u.ow, u.align_corners, u.scale_w);
+  dispatch_floating_and_bfloat16(x.dtype(), "upsample_bilinear2d", [&]<class T>() {
+    using M = opmath_t<T>;
+    const auto hs = linear_taps<M>(u.ih, u.oh, u.align_corners, u.scale_h);
+    const auto ws = linear_taps<M>(u.iw, u.ow, u.align_corners, u.scale_w);
     const T* in = x.data<T>();
     T* out = y.data<T>();
     for_planes(u, [&](int64_t plane) {
       const T* xp = in + plane * u.ih * u.iw;
       T* yp = out + plane * u.oh * u.ow;
       for (int64_t oh = 0; oh < u.oh; ++oh) {
-        const kern::LinearTaps<T>& h = hs[oh];
+        const kern::LinearTaps<M>& h = hs[oh];
         const T* r0 = xp + h.i0 * u.iw;
         const T* r1 = xp + h.i1 * u.iw;
         for (int64_t ow = 0; ow < u.ow; ++ow) {
-          const kern::LinearTaps<T>& w = ws[ow];
+          const kern::LinearTaps<M>& w = ws[ow];
           // Rows first, then columns: PyTorch's order of operations.
-          yp[oh * u.ow + ow] = (r0[w.i0] * w.l0 + r0[w.i1] * w.l1) * h.l0 + (r1[w.i0] * w.l0 + r1[w.i1] * w.l1) * h.l1;
+          const M a = r0[w.i0], b = r0[w.i1], c = r1[w.i0], d = r1[w.i1];
+          yp[oh * u.ow + ow] = static_cast<T>((a * w.l0 + b * w.l1) * h.l0 + (c * w.l0 + d * w.l1) * h.l1);
         }
       }
     });
@@ -90,28 +111,29 @@ void upsample_bilinear2d_forward(const Tensor& x, const Upsample2d& u, const Ten
 }
 
 void upsample_bilinear2d_backward(const Tensor& g, const Upsample2d& u, const Tensor& dx) {
-  dispatch_floating(g.dtype(), "upsample_bilinear2d backward", [&]<class T>() {
-    const auto hs = linear_taps<T>(u.ih, u.oh, u.align_corners, u.scale_h);
-    const auto ws = linear_taps<T>(u.iw, u.ow, u.align_corners, u.scale_w);
+  dispatch_floating_and_bfloat16(g.dtype(), "upsample_bilinear2d backward", [&]<class T>() {
+    using M = opmath_t<T>;
+    const auto hs = linear_taps<M>(u.ih, u.oh, u.align_corners, u.scale_h);
+    const auto ws = linear_taps<M>(u.iw, u.ow, u.align_corners, u.scale_w);
     const T* go = g.data<T>();
     T* gi = dx.data<T>();
     for_planes(u, [&](int64_t plane) {
-      T* dp = gi + plane * u.ih * u.iw;
-      std::fill(dp, dp + u.ih * u.iw, T(0));
       const T* gp = go + plane * u.oh * u.ow;
-      for (int64_t oh = 0; oh < u.oh; ++oh) {
-        const kern::LinearTaps<T>& h = hs[oh];
-        T* r0 = dp + h.i0 * u.iw;
-        T* r1 = dp + h.i1 * u.iw;
-        for (int64_t ow = 0; ow < u.ow; ++ow) {
-          const kern::LinearTaps<T>& w = ws[ow];
-          const T v = gp[oh * u.ow + ow];
-          r0[w.i0] += h.l0 * w.l0 * v;
-          r0[w.i1] += h.l0 * w.l1 * v;
-          r1[w.i0] += h.l1 * w.l0 * v;
-          r1[w.i1] += h.l1 * w.l1 * v;
+      scatter_plane(gi + plane * u.ih * u.iw, u.ih * u.iw, [&](M* dp) {
+        for (int64_t oh = 0; oh < u.oh; ++oh) {
+          const kern::LinearTaps<M>& h = hs[oh];
+          M* r0 = dp + h.i0 * u.iw;
+          M* r1 = dp + h.i1 * u.iw;
+          for (int64_t ow = 0; ow < u.ow; ++ow) {
+            const kern::LinearTaps<M>& w = ws[ow];
+            const M v = gp[oh * u.ow + ow];
+            r0[w.i0] += h.l0 * w.l0 * v;
+            r0[w.i1] += h.l0 * w.l1 * v;
+            r1[w.i0] += h.l1 * w.l0 * v;
+            r1[w.i1] += h.l1 * w.l1 * v;
+          }
         }
-      }
+      });
     });
   });
 }

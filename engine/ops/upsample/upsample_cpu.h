@@ -1,5 +1,6 @@
 #pragma once
-// Reference loops of 2-d upsampling (float32/float64) over contiguous [planes, h, w].
+// Reference loops of 2-d upsampling (float32/float64/bfloat16) over contiguous [planes, h, w].
+// bfloat16 is computed in float (taps, weights and gradient sums) and rounded once on store.
 #include <cstdint>
 
 #include "engine/core/tensor.h"

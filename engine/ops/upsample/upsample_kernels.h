@@ -15,14 +15,14 @@ inline UpsampleGeometry upsample_geometry(const cpu::Upsample2d& u) {
 
 inline void run_upsample2d_forward(bool bilinear, const Tensor& x, const cpu::Upsample2d& u, const Tensor& y,
                                    Stream stream) {
-  dispatch_floating(x.dtype(), "upsample (CUDA)", [&]<class T>() {
+  dispatch_floating_and_bfloat16(x.dtype(), "upsample (CUDA)", [&]<class T>() {
     launch_upsample2d_forward<T>(bilinear, x.data<T>(), y.data<T>(), upsample_geometry(u), stream);
   });
 }
 
 inline void run_upsample2d_backward(bool bilinear, const Tensor& g, const cpu::Upsample2d& u, const Tensor& dx,
                                     Stream stream) {
-  dispatch_floating(g.dtype(), "upsample backward (CUDA)", [&]<class T>() {
+  dispatch_floating_and_bfloat16(g.dtype(), "upsample backward (CUDA)", [&]<class T>() {
     launch_upsample2d_backward<T>(bilinear, g.data<T>(), dx.data<T>(), upsample_geometry(u), stream);
   });
 }
