@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include "tests/cuda/cuda_parity.h"
+#include "tests/support/unary_ops.h"
 
 using namespace pneuma;
 using pneuma::testing::check_cuda_parity;
@@ -25,33 +26,13 @@ Tensor bf16_values(const Shape& shape, uint64_t seed, double lo, double hi) {
 Tensor bf16(const Tensor& t) { return t.to(DType::BFloat16); }
 Tensor f32(const Tensor& t) { return t.to(DType::Float32); }
 
-struct UnaryFunction {
-  const char* name;
-  Tensor (*f)(const Tensor&);
-  double lo, hi;
-};
-
-const UnaryFunction kUnary[] = {
-    {"neg", [](const Tensor& x) { return neg(x); }, -2, 2},
-    {"exp", [](const Tensor& x) { return exp(x); }, -2, 2},
-    {"log", [](const Tensor& x) { return log(x); }, 0.1, 3},
-    {"sqrt", [](const Tensor& x) { return sqrt(x); }, 0.1, 3},
-    {"relu", [](const Tensor& x) { return relu(x); }, -2, 2},
-    {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, -5, 5},
-    {"tanh", [](const Tensor& x) { return tanh(x); }, -3, 3},
-    {"leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.1); }, -2, 2},
-    {"clamp", [](const Tensor& x) { return clamp(x, -0.5, 0.5); }, -2, 2},
-    {"add scalar", [](const Tensor& x) { return add(x, 1.5); }, -2, 2},
-    {"mul scalar", [](const Tensor& x) { return mul(x, -3.0); }, -2, 2},
-};
-
 }  // namespace
 
 TEST_SUITE("cuda") {
 
 TEST_CASE("parity cuda unary elementwise ops bfloat16") {
   PNEUMA_REQUIRE_GPU();
-  for (const UnaryFunction& u : kUnary) {
+  for (const testing::UnaryFunction& u : testing::kUnaryOps) {
     CAPTURE(u.name);
     check_cuda_parity([&](const auto& x) { return f32(u.f(bf16(x[0]))); }, {bf16_values({3, 67}, 1, u.lo, u.hi)},
                       kBf16Tolerance);

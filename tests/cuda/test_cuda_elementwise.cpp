@@ -3,44 +3,18 @@
 #include <doctest/doctest.h>
 
 #include "tests/cuda/cuda_parity.h"
+#include "tests/support/unary_ops.h"
 
 using namespace pneuma;
 using pneuma::testing::check_cuda_parity;
 using pneuma::testing::parity_input;
-
-namespace {
-
-struct UnaryFunction {
-  const char* name;
-  Tensor (*f)(const Tensor&);
-  double lo, hi;
-};
-
-const UnaryFunction kUnary[] = {
-    {"neg", [](const Tensor& x) { return neg(x); }, -2, 2},
-    {"exp", [](const Tensor& x) { return exp(x); }, -2, 2},
-    {"log", [](const Tensor& x) { return log(x); }, 0.1, 3},
-    {"sqrt", [](const Tensor& x) { return sqrt(x); }, 0.1, 3},
-    {"abs", [](const Tensor& x) { return abs(x); }, -2, 2},
-    {"relu", [](const Tensor& x) { return relu(x); }, -2, 2},
-    {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, -5, 5},
-    {"tanh", [](const Tensor& x) { return tanh(x); }, -3, 3},
-    {"leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.1); }, -2, 2},
-    {"softplus", [](const Tensor& x) { return softplus(x, 2.0, 3.0); }, -3, 3},
-    {"clamp", [](const Tensor& x) { return clamp(x, -0.5, 0.5); }, -2, 2},
-    {"add scalar", [](const Tensor& x) { return add(x, 1.5); }, -2, 2},
-    {"mul scalar", [](const Tensor& x) { return mul(x, -3.0); }, -2, 2},
-    {"pow scalar", [](const Tensor& x) { return pow(x, 2.5); }, 0.1, 3},
-};
-
-}  // namespace
 
 TEST_SUITE("cuda") {
 
 TEST_CASE("parity cuda unary elementwise ops") {
   PNEUMA_REQUIRE_GPU();
   for (const DType dtype : {DType::Float32, DType::Float64}) {
-    for (const UnaryFunction& u : kUnary) {
+    for (const testing::UnaryFunction& u : testing::kUnaryOps) {
       CAPTURE(u.name);
       CAPTURE(dtype_name(dtype));
       check_cuda_parity([&](const auto& x) { return u.f(x[0]); }, {parity_input({3, 67}, 1, dtype, u.lo, u.hi)});

@@ -1,4 +1,5 @@
-"""Runs ops on bfloat16 tensors in PyTorch for tests/ops/test_bf16_linalg.cpp.
+"""Runs ops on bfloat16 tensors in PyTorch for the bfloat16 op tests (tests/ops/test_bf16_*.cpp,
+through require_close_to_torch in tests/ops/bf16_check.h).
 
 Reads a JSON list of cases ({"op", "args", "inputs": [{"shape", "values"}], "grad": {...}}) from the
 file named on the command line; every value is exactly representable in bfloat16. For each case it
@@ -11,6 +12,28 @@ import sys
 import torch
 import torch.nn.functional as F
 
+OPS = {
+    "matmul": lambda x, a: torch.matmul(x[0], x[1]),
+    "linear": lambda x, a: F.linear(*x),
+    "softmax": lambda x, a: torch.softmax(x[0], a["dim"]),
+    "log_softmax": lambda x, a: torch.log_softmax(x[0], a["dim"]),
+    "cat": lambda x, a: torch.cat(x, a["dim"]),
+    "upsample_nearest2d": lambda x, a: F.interpolate(x[0], size=a["size"], mode="nearest"),
+    "upsample_bilinear2d": lambda x, a: F.interpolate(x[0], size=a["size"], mode="bilinear",
+                                                      align_corners=a["align_corners"]),
+    "relu": lambda x, a: F.relu(x[0]),
+    "sigmoid": lambda x, a: torch.sigmoid(x[0]),
+    "tanh": lambda x, a: torch.tanh(x[0]),
+    "exp": lambda x, a: torch.exp(x[0]),
+    "mul_scalar": lambda x, a: x[0] * 0.1,
+    "add": lambda x, a: x[0] + x[1],
+    "mul": lambda x, a: x[0] * x[1],
+    "div": lambda x, a: x[0] / x[1],
+    "sum_dims": lambda x, a: x[0].sum(dim=(0, 2), keepdim=True),
+    "mean_dim": lambda x, a: x[0].mean(dim=1),
+    "residual": lambda x, a: F.relu(F.relu(x[0]) * x[1] + F.relu(x[0])),
+}
+
 
 def tensor(t):
     return torch.tensor(t["values"], dtype=torch.float32).reshape(t["shape"]).to(torch.bfloat16)
@@ -18,23 +41,9 @@ def tensor(t):
 
 def run(case):
     xs = [tensor(t).requires_grad_() for t in case["inputs"]]
-    op, args = case["op"], case.get("args", {})
-    if op == "matmul":
-        y = torch.matmul(xs[0], xs[1])
-    elif op == "linear":
-        y = F.linear(*xs)
-    elif op == "softmax":
-        y = torch.softmax(xs[0], args["dim"])
-    elif op == "log_softmax":
-        y = torch.log_softmax(xs[0], args["dim"])
-    elif op == "cat":
-        y = torch.cat(xs, args["dim"])
-    elif op == "upsample_nearest2d":
-        y = F.interpolate(xs[0], size=args["size"], mode="nearest")
-    elif op == "upsample_bilinear2d":
-        y = F.interpolate(xs[0], size=args["size"], mode="bilinear", align_corners=args["align_corners"])
-    else:
-        raise ValueError("unknown op " + op)
+    if case["op"] not in OPS:
+        raise ValueError("unknown op " + case["op"])
+    y = OPS[case["op"]](xs, case.get("args", {}))
     assert y.dtype == torch.bfloat16
     y.backward(tensor(case["grad"]))
     return {"output": y.detach().float().flatten().tolist(), "grads": [x.grad.float().flatten().tolist() for x in xs]}

@@ -22,6 +22,7 @@
 #include "tests/data/data_util.h"
 #include "tests/kernels/kernel_check.h"
 #include "tests/ops/bf16_check.h"
+#include "tests/support/unary_ops.h"
 
 using namespace pneuma;
 using pneuma::testing::bf16_values;
@@ -49,37 +50,12 @@ void require_rounded_oracle(const Tensor& actual, const Tensor& oracle) {
   require_same_bits(oracle.to(DType::BFloat16), actual);
 }
 
-struct UnaryFunction {
-  const char* name;
-  Tensor (*f)(const Tensor&);
-  double lo, hi;
-};
-
-const UnaryFunction kUnary[] = {
-    {"neg", [](const Tensor& x) { return neg(x); }, -2, 2},
-    {"exp", [](const Tensor& x) { return exp(x); }, -2, 2},
-    {"log", [](const Tensor& x) { return log(x); }, 0.1, 3},
-    {"sqrt", [](const Tensor& x) { return sqrt(x); }, 0.1, 3},
-    {"abs", [](const Tensor& x) { return abs(x); }, -2, 2},
-    {"relu", [](const Tensor& x) { return relu(x); }, -2, 2},
-    {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, -6, 6},
-    {"tanh", [](const Tensor& x) { return tanh(x); }, -3, 3},
-    {"leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.1); }, -2, 2},
-    {"softplus", [](const Tensor& x) { return softplus(x, 2.0, 3.0); }, -3, 3},
-    {"clamp", [](const Tensor& x) { return clamp(x, -0.3, 0.7); }, -2, 2},
-    {"add scalar", [](const Tensor& x) { return add(x, 0.1); }, -2, 2},
-    {"sub scalar", [](const Tensor& x) { return sub(x, 1.3); }, -2, 2},
-    {"mul scalar", [](const Tensor& x) { return mul(x, 0.1); }, -2, 2},
-    {"div scalar", [](const Tensor& x) { return div(x, 3.0); }, -2, 2},
-    {"pow scalar", [](const Tensor& x) { return pow(x, 2.5); }, 0.1, 3},
-};
-
 }  // namespace
 
 TEST_SUITE("bfloat16") {
 
 TEST_CASE("bfloat16 unary ops forward and backward") {
-  for (const UnaryFunction& u : kUnary) {
+  for (const testing::UnaryFunction& u : testing::kUnaryOps) {
     for (const bool transposed : {false, true}) {
       CAPTURE(u.name);
       CAPTURE(transposed);
@@ -160,9 +136,18 @@ TEST_CASE("bfloat16 binary ops forward and backward with broadcasting") {
   }
 }
 
-TEST_CASE("bfloat16 pow forward") {
-  const Tensor a = bf16_values({5, 7}, 8, 0.2, 2), b = bf16_values({7}, 9, -2, 2);
+TEST_CASE("bfloat16 pow forward and backward") {
+  Tensor a = bf16_values({5, 7}, 8, 0.2, 2), b = bf16_values({7}, 9, -2, 2);
   require_rounded_oracle(pow(a, b), pow(f32(a), f32(b)));
+  Tensor a32 = f32(a), b32 = f32(b);
+  for (Tensor* t : {&a, &b, &a32, &b32}) t->set_requires_grad(true);
+  const Tensor g = bf16_values({5, 7}, 12, -1, 1);
+  pow(a, b).backward(g);
+  pow(a32, b32).backward(f32(g));
+  // The backward is composed of bfloat16 ops (b * a^(b-1) * g; a^b * log(a) * g), each rounding
+  // once: a few ulps of the largest term; b's gradient sums 5 such terms per element.
+  require_bf16_close(a32.grad(), a.grad(), 8 * kHalfUlp * 4 * max_abs(a32.grad()), "grad a");
+  require_bf16_close(b32.grad(), b.grad(), 5 * 8 * kHalfUlp * 4 * max_abs(b32.grad()), "grad b");
 }
 
 TEST_CASE("bfloat16 comparisons give bool") {
@@ -297,79 +282,33 @@ TEST_CASE("bfloat16 gradients of a tensor used twice accumulate") {
 }
 
 TEST_CASE("bfloat16 elementwise ops and reductions against torch") {
-  // torch 1.13 on bfloat16 leaves (tests/ops/bf16_elementwise_torch.py): torch computes these ops in
+  // torch 1.13 on bfloat16 leaves (tests/ops/bf16_torch_ops.py): torch computes these ops in
   // float32 and rounds once too, but its vectorized exp/tanh may differ from libm by a float32 ulp
   // and its CPU mean divides the rounded sum (ours divides first): within the 2-ulp rtol. Gradient
   // tolerances as in the float32-oracle cases above: a broadcast operand's gradient sums `count`
   // rounded terms (count <= 10 here, |term| <= 2 for mul, <= 8 for div).
-  using Op = std::function<Tensor(const std::vector<Tensor>&)>;
-  struct TorchCase {
-    const char* name;
-    Op f;
-    std::vector<Tensor> inputs;
-    double output_atol, grad_atol;
-  };
+  const nlohmann::json none = nlohmann::json::object();
   const Tensor a = bf16_values({2, 4, 5}, 20, 0.5, 2), b = bf16_values({4, 1}, 21, 0.5, 2);
   const Tensor x = bf16_values({4, 13}, 22, -3, 3), r = bf16_values({3, 4, 5}, 23, -1, 1.5);
-  const std::vector<TorchCase> cases = {
-      {"relu", [](const auto& t) { return relu(t[0]); }, {x}, 0, 0},
-      {"sigmoid", [](const auto& t) { return sigmoid(t[0]); }, {x}, 0, 2 * kHalfUlp},
-      {"tanh", [](const auto& t) { return tanh(t[0]); }, {x}, 0, 2 * kHalfUlp},
-      {"exp", [](const auto& t) { return exp(t[0]); }, {x}, 0, 2 * kHalfUlp},
-      {"mul_scalar", [](const auto& t) { return mul(t[0], 0.1); }, {x}, 0, 0},
-      {"add", [](const auto& t) { return add(t[0], t[1]); }, {a, b}, 0, 1e-6},
-      {"mul", [](const auto& t) { return mul(t[0], t[1]); }, {a, b}, 0, 2 * kHalfUlp * 2 * 10},
-      {"div", [](const auto& t) { return div(t[0], t[1]); }, {a, b}, 0, 2 * kHalfUlp * 8 * 10},
-      {"sum_dims", [](const auto& t) { return sum(t[0], {0, 2}, true); }, {r}, 15 * 1.5 * 0x1p-24, 0},
-      {"mean_dim", [](const auto& t) { return mean(t[0], {1}); }, {r}, 0, 0},
-      {"residual",
+  const std::vector<testing::TorchBf16Case> cases = {
+      {"relu", none, [](const auto& t) { return relu(t[0]); }, {x}, 0, 0},
+      {"sigmoid", none, [](const auto& t) { return sigmoid(t[0]); }, {x}, 0, 2 * kHalfUlp},
+      {"tanh", none, [](const auto& t) { return tanh(t[0]); }, {x}, 0, 2 * kHalfUlp},
+      {"exp", none, [](const auto& t) { return exp(t[0]); }, {x}, 0, 2 * kHalfUlp},
+      {"mul_scalar", none, [](const auto& t) { return mul(t[0], 0.1); }, {x}, 0, 0},
+      {"add", none, [](const auto& t) { return add(t[0], t[1]); }, {a, b}, 0, 1e-6},
+      {"mul", none, [](const auto& t) { return mul(t[0], t[1]); }, {a, b}, 0, 2 * kHalfUlp * 2 * 10},
+      {"div", none, [](const auto& t) { return div(t[0], t[1]); }, {a, b}, 0, 2 * kHalfUlp * 8 * 10},
+      {"sum_dims", none, [](const auto& t) { return sum(t[0], {0, 2}, true); }, {r}, 15 * 1.5 * 0x1p-24, 0},
+      {"mean_dim", none, [](const auto& t) { return mean(t[0], {1}); }, {r}, 0, 0},
+      {"residual", none,
        [](const auto& t) {
          const Tensor h = relu(t[0]);
          return relu(add(mul(h, t[1]), h));
        },
        {bf16_values({4, 3, 5}, 24), bf16_values({3, 1}, 25)}, 0, 20 * kHalfUlp},
   };
-  const auto to_json = [](const Tensor& t) { return nlohmann::json{{"shape", t.shape()}, {"values", t.to_vector()}}; };
-  nlohmann::json request = nlohmann::json::array();
-  std::vector<Tensor> outputs;
-  std::vector<std::vector<Tensor>> leaves;
-  for (const TorchCase& c : cases) {
-    std::vector<Tensor> xs;
-    nlohmann::json inputs = nlohmann::json::array();
-    for (const Tensor& t : c.inputs) {
-      xs.push_back(t.detach().clone());
-      xs.back().set_requires_grad(true);
-      inputs.push_back(to_json(t));
-    }
-    const Tensor y = c.f(xs);
-    // On a 1/8 grid: products with it carry few bits.
-    const Tensor g = testing::uniform_values(y.shape(), 26 + outputs.size(), DType::Float32, -1, 1, 0.125)
-                         .to(DType::BFloat16);
-    y.backward(g);
-    request.push_back({{"op", c.name}, {"inputs", inputs}, {"grad", to_json(g)}});
-    outputs.push_back(y);
-    leaves.push_back(xs);
-  }
-  testing::TempDir dir("bf16-elementwise-torch");
-  testing::write_text(dir / "cases.json", request.dump());
-  std::string text;
-  const std::string command =
-      "/usr/bin/python3 " PNEUMA_SOURCE_DIR "/tests/ops/bf16_elementwise_torch.py " + (dir / "cases.json");
-  REQUIRE_MESSAGE(testing::run_command(command, &text) == 0, command, " failed: ", text);
-  const nlohmann::json torch = nlohmann::json::parse(text);
-  REQUIRE(torch.size() == cases.size());
-  for (size_t k = 0; k < cases.size(); ++k) {
-    CAPTURE(cases[k].name);
-    const auto theirs = [](const nlohmann::json& values, const Tensor& like) {
-      return Tensor::from_vector(values.get<std::vector<double>>(), like.shape(), DType::Float32);
-    };
-    require_bf16_close(theirs(torch[k].at("output"), outputs[k]), outputs[k], cases[k].output_atol, "output");
-    for (size_t i = 0; i < leaves[k].size(); ++i) {
-      const Tensor grad = leaves[k][i].grad();
-      require_bf16_close(theirs(torch[k].at("grads").at(i), grad), grad, cases[k].grad_atol,
-                         "gradient " + std::to_string(i));
-    }
-  }
+  testing::require_close_to_torch("bf16_torch_ops.py", cases, 26);
 }
 
 TEST_CASE("bfloat16 ops refuse float16 with a clear message") {

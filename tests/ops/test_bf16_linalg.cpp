@@ -58,18 +58,6 @@ void check_against_float32(const Op& f, const std::vector<Tensor>& bf16_inputs, 
   }
 }
 
-nlohmann::json to_json(const Tensor& t) { return {{"shape", t.shape()}, {"values", t.to_vector()}}; }
-
-// One op of the torch comparison: our op, torch's name and arguments for it (tests/ops/bf16_torch_ops.py),
-// the inputs, and the absolute tolerances of its output and input gradients on top of 2 ulps.
-struct TorchCase {
-  std::string name;
-  nlohmann::json args;
-  Op f;
-  std::vector<Tensor> inputs;
-  double output_atol, grad_atol;
-};
-
 }  // namespace
 
 TEST_SUITE("bfloat16") {
@@ -211,7 +199,7 @@ TEST_CASE("bfloat16 ops against torch") {
   // torch 1.13's CPU bfloat16 GEMM accumulates in bfloat16 below 16 rows or columns (outside
   // oneDNN), visibly less exact than float32 accumulation; the products here are >= 16 x 16, where
   // it runs oneDNN with float32 accumulation as we do.
-  const std::vector<TorchCase> cases = {
+  const std::vector<testing::TorchBf16Case> cases = {
       {"matmul", none, [](const auto& t) { return matmul(t[0], t[1]); },
        {bf16_values({16, 37}, 1), bf16_values({37, 16}, 2)}, 1e-5, 1e-5},
       // The gradients of broadcast operands: torch sums the batch's products rounded to bfloat16 (3
@@ -246,48 +234,7 @@ TEST_CASE("bfloat16 ops against torch") {
        [](const auto& t) { return upsample_bilinear2d(t[0], {11, 9}, true); }, {bf16_values({2, 3, 4, 5}, 14)},
        8 * std::ldexp(1.0, -9), 54 * std::ldexp(1.0, -9)},
   };
-  // Ours first: each case's output gradient comes from its output's shape. It is on a 1/8 grid: torch
-  // accumulates the upsampling gradients in bfloat16, exact for sums of a few such values.
-  nlohmann::json request = nlohmann::json::array();
-  std::vector<Tensor> outputs;
-  std::vector<std::vector<Tensor>> leaves;
-  for (const TorchCase& c : cases) {
-    std::vector<Tensor> xs;
-    nlohmann::json inputs = nlohmann::json::array();
-    for (const Tensor& t : c.inputs) {
-      xs.push_back(leaf(t.detach().clone()));
-      inputs.push_back(to_json(t));
-    }
-    const Tensor y = c.f(xs);
-    const Tensor g = pneuma::testing::uniform_values(y.shape(), 90 + outputs.size(), DType::Float32, -1, 1, 0.125)
-                         .to(DType::BFloat16);
-    y.backward(g);
-    request.push_back({{"op", c.name}, {"args", c.args}, {"inputs", inputs}, {"grad", to_json(g)}});
-    outputs.push_back(y);
-    leaves.push_back(xs);
-  }
-  pneuma::testing::TempDir dir("bf16-torch");
-  pneuma::testing::write_text(dir / "cases.json", request.dump());
-  std::string text;
-  const std::string command =
-      "/usr/bin/python3 " PNEUMA_SOURCE_DIR "/tests/ops/bf16_torch_ops.py " + (dir / "cases.json");
-  REQUIRE_MESSAGE(pneuma::testing::run_command(command, &text) == 0, command, " failed: ", text);
-  const nlohmann::json torch = nlohmann::json::parse(text);
-  REQUIRE(torch.size() == cases.size());
-  for (size_t k = 0; k < cases.size(); ++k) {
-    CAPTURE(k);
-    CAPTURE(cases[k].name);
-    // torch's bfloat16 values, widened exactly, in the float32 oracle's place.
-    const auto theirs = [](const nlohmann::json& values, const Tensor& like) {
-      return Tensor::from_vector(values.get<std::vector<double>>(), like.shape(), DType::Float32);
-    };
-    require_bf16_close(theirs(torch[k].at("output"), outputs[k]), outputs[k], cases[k].output_atol, "output");
-    for (size_t i = 0; i < leaves[k].size(); ++i) {
-      const Tensor grad = leaves[k][i].grad();
-      require_bf16_close(theirs(torch[k].at("grads").at(i), grad), grad, cases[k].grad_atol,
-                         "gradient " + std::to_string(i));
-    }
-  }
+  testing::require_close_to_torch("bf16_torch_ops.py", cases, 90);
 }
 
 }  // TEST_SUITE

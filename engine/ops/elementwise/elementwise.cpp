@@ -185,11 +185,8 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
 }
 
 // A 0-d tensor of t's dtype holding value, rounded to that dtype as torch rounds a Python scalar
-// it compares with (bfloat16 is filled as float32 and converted: Tensor::full fills C++ types).
-Tensor scalar_like(const Tensor& t, double value) {
-  if (t.dtype() == DType::BFloat16) return Tensor::full({}, value, DType::Float32, t.device()).to(DType::BFloat16);
-  return Tensor::full({}, value, t.dtype(), t.device());
-}
+// it compares with.
+Tensor scalar_like(const Tensor& t, double value) { return Tensor::full({}, value, t.dtype(), t.device()); }
 
 kern::UnaryParams scalar_param(double a) { return {a, 0, true, false}; }
 
