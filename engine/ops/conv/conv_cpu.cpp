@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "engine/cpu/copy.h"
 #include "engine/cpu/fast_path.h"
 #include "engine/cpu/parallel.h"
 #include "engine/ops/conv/conv_onednn.h"
@@ -144,22 +145,12 @@ const T* data_or_null(const Tensor& t) {
 // The reference loops take bfloat16 through their float instantiation: the operands widen
 // exactly, products and sums are float, and each output rounds once on the way back, as in
 // oneDNN's bf16 kernels (f32 accumulation). Summing into bfloat16 would round at every tap.
-Tensor widened(const Tensor& t) {
-  if (!t.defined()) return t;
-  Tensor wide = Tensor::empty(t.shape(), DType::Float32);
-  const bfloat16* from = t.data<bfloat16>();
-  float* to = wide.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) to[i] = from[i];
-  return wide;
-}
+Tensor widened(const Tensor& t) { return t.defined() ? t.detach().to(DType::Float32) : t; }
 
 Tensor float_like(const Tensor& t) { return t.defined() ? Tensor::empty(t.shape(), DType::Float32) : t; }
 
 void narrow_into(const Tensor& wide, const Tensor& out) {
-  if (!out.defined()) return;
-  const float* from = wide.data<float>();
-  bfloat16* to = out.data<bfloat16>();
-  for (int64_t i = 0; i < out.numel(); ++i) to[i] = bfloat16(from[i]);
+  if (out.defined()) copy_strided(wide, out);
 }
 
 }  // namespace
