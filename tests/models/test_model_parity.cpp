@@ -198,36 +198,37 @@ void check_deviation(const std::string& what, const Deviation& d, double floor) 
                 " from float32, torch bf16 ", d.torch);
 }
 
-void autocast_parity(const std::string& name) {
+// net: the model's one output (`output` in the goldens) for an input, in bfloat16 under autocast.
+void autocast_parity(const std::string& name, nn::Module& model, const std::function<Tensor(const Tensor&)>& net,
+                     const std::string& output) {
   const Goldens goldens(name, " --autocast", "model_parity_autocast");
-  const auto model = models::create_classifier(name, 1);
-  io::load_checkpoint(*model, (goldens.dir() / "weights.safetensors").string());
+  io::load_checkpoint(model, (goldens.dir() / "weights.safetensors").string());
   const io::Safetensors g32 = io::load_safetensors((goldens.dir() / "expected.safetensors").string());
   const io::Safetensors g16 = io::load_safetensors((goldens.dir() / "expected_bf16.safetensors").string());
   const Tensor x = g32.find("input"), y = g32.find("target");
   auto forward = [&] {
     autocast::Guard mixed(DType::BFloat16);
-    const Tensor logits = model->forward(x);
-    CHECK(logits.dtype() == DType::BFloat16);  // the last op, linear, is on the lower-precision list
-    return logits.to(DType::Float32);
+    const Tensor out = net(x);
+    CHECK(out.dtype() == DType::BFloat16);  // the last op (linear, conv) is on the lower-precision list
+    return out.to(DType::Float32);
   };
   auto deviation = [&](const std::string& key, const Tensor& ours) {
     return Deviation{max_scaled_error(ours, g32.find(key)), max_scaled_error(g16.find(key), g32.find(key))};
   };
-  model->eval();
+  model.eval();
   {
     NoGradGuard no_grad;
-    check_deviation("eval.logits", deviation("eval.logits", forward()), 1e-2);
+    check_deviation("eval." + output, deviation("eval." + output, forward()), 1e-2);
   }
-  model->train();
-  const Tensor logits = forward();
-  const Tensor loss = bce_with_logits(logits, y);
+  model.train();
+  const Tensor out = forward();
+  const Tensor loss = bce_with_logits(out, y);
   loss.backward();
-  check_deviation("train.logits", deviation("train.logits", logits), 1e-2);
+  check_deviation("train." + output, deviation("train." + output, out), 1e-2);
   check_deviation("loss", deviation("loss", loss), 1e-2);
   Deviation grads, buffers;
   double ours2 = 0, torch2 = 0, ref2 = 0;
-  for (const auto& [key, p] : model->named_parameters()) {
+  for (const auto& [key, p] : model.named_parameters()) {
     REQUIRE_MESSAGE(p.grad().defined(), key, " received no gradient");
     CHECK_MESSAGE(p.grad().dtype() == DType::Float32, key, ": master-weight gradients are float32");
     const std::vector<double> a = p.grad().to_vector(), t = g16.find("grad." + key).to_vector(),
@@ -237,7 +238,7 @@ void autocast_parity(const std::string& name) {
   }
   grads = {std::sqrt(ours2 / ref2), std::sqrt(torch2 / ref2)};
   check_deviation("gradients (relative L2)", grads, 0.05);
-  for (const auto& [key, b] : model->named_buffers()) {
+  for (const auto& [key, b] : model.named_buffers()) {
     if (b.dtype() == DType::Int64) continue;
     CHECK_MESSAGE(b.dtype() == DType::Float32, key, ": running statistics stay float32");
     const Deviation d = deviation("state." + key, b);
@@ -270,11 +271,27 @@ class Heads : public nn::Module {
 
 TEST_SUITE("parity") {
   TEST_CASE("parity model resnet18") { classifier_parity("resnet18"); }
-  TEST_CASE("parity model resnet18 autocast bfloat16") { autocast_parity("resnet18"); }
+  TEST_CASE("parity model resnet18 autocast bfloat16") {
+    const auto model = models::create_classifier("resnet18", 1);
+    autocast_parity("resnet18", *model, [&](const Tensor& x) { return model->forward(x); }, "logits");
+  }
   TEST_CASE("parity model unet (transposed conv - base 32)") {
     models::UNetOptions o;
     o.base_width = 32;
     unet_parity("unet", o);
+  }
+  TEST_CASE("parity model unet autocast bfloat16 (transposed conv - base 32)") {
+    models::UNetOptions o;
+    o.base_width = 32;
+    models::UNet model(o);
+    autocast_parity("unet", model, [&](const Tensor& x) { return model.forward(x); }, "mask");
+  }
+  TEST_CASE("parity model unet autocast bfloat16 (bilinear - base 16 - odd size)") {
+    models::UNetOptions o;
+    o.base_width = 16;
+    o.bilinear = true;
+    models::UNet model(o);
+    autocast_parity("unet_bilinear_odd", model, [&](const Tensor& x) { return model.forward(x); }, "mask");
   }
   TEST_CASE("parity model unet (bilinear - base 16 - odd size)") {
     models::UNetOptions o;
