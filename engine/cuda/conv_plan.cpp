@@ -52,7 +52,6 @@ ConvDescriptorSpec conv_descriptor_spec(const ops::ConvGeometry& g, DType dtype,
                  as_int(g.out_w, "width")};
   spec.w_dims = {spec.y_dims[1], as_int(g.in_per_group(), "channels"), as_int(g.kernel_h, "kernel"),
                  as_int(g.kernel_w, "kernel")};
-  spec.bias_dims = {1, spec.y_dims[1], 1, 1};
   spec.x_strides = dense_strides(spec.x_dims);
   spec.y_strides = dense_strides(spec.y_dims);
   spec.padding = {as_int(g.padding[0], "padding"), as_int(g.padding[1], "padding")};

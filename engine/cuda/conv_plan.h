@@ -32,7 +32,6 @@ struct ConvDescriptorSpec {
   std::array<int, 4> x_dims{}, x_strides{};  // [N, C, H, W]
   std::array<int, 4> y_dims{}, y_strides{};  // [N, O, OH, OW]
   std::array<int, 4> w_dims{};               // [O, C / groups, KH, KW], dense
-  std::array<int, 4> bias_dims{};            // [1, O, 1, 1]
   std::array<int, 2> padding{}, stride{}, dilation{};
   int groups = 1;
   // float32 with TF32 off runs in plain FMA math (cuDNN would use TF32 tensor cores otherwise);

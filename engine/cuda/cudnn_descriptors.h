@@ -90,14 +90,13 @@ class ConvolutionDescriptor {
 
 // Everything one convolution's cuDNN calls take.
 struct ConvDescriptors {
-  TensorDescriptor x, y, bias;
+  TensorDescriptor x, y;
   FilterDescriptor w;
   ConvolutionDescriptor conv;
 
   ConvDescriptors(const ConvDescriptorSpec& spec, DType dtype) {
     x.set(dtype, spec.x_dims, spec.x_strides);
     y.set(dtype, spec.y_dims, spec.y_strides);
-    bias.set(dtype, spec.bias_dims, dense_strides(spec.bias_dims));
     w.set(dtype, spec.w_dims);
     conv.set(spec, dtype);
   }

@@ -62,7 +62,6 @@ TEST_CASE("conv plan: descriptor shapes follow the geometry") {
     CHECK(spec.y_dims == std::array<int, 4>{int(g.batch), int(g.out_channels), int(g.out_h), int(g.out_w)});
     CHECK(spec.w_dims ==
           std::array<int, 4>{int(g.out_channels), int(g.in_channels / g.groups), int(g.kernel_h), int(g.kernel_w)});
-    CHECK(spec.bias_dims == std::array<int, 4>{1, int(g.out_channels), 1, 1});
     // Dense NCHW strides.
     CHECK(spec.x_strides == std::array<int, 4>{int(g.in_channels * g.in_h * g.in_w), int(g.in_h * g.in_w),
                                                 int(g.in_w), 1});

@@ -10,6 +10,8 @@
 #include "engine/cuda/cudnn_descriptors.h"
 #include "engine/cuda/op_stream.h"
 #include "engine/ops/conv/conv_cuda.h"
+#include "engine/ops/elementwise/elementwise_cuda.h"
+#include "engine/ops/reduce/reduce_cuda.h"
 
 namespace pneuma::cuda {
 
@@ -109,9 +111,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Ten
   PNEUMA_CUDNN_CHECK(cudnnConvolutionForward(context.cudnn(), s.one(), d.x.get(), x.raw_data(), d.w.get(), w.raw_data(),
                                              d.conv.get(), static_cast<cudnnConvolutionFwdAlgo_t>(algorithm.algorithm),
                                              workspace, algorithm.workspace_bytes, s.zero(), d.y.get(), y.raw_data()));
-  if (b.defined())
-    PNEUMA_CUDNN_CHECK(cudnnAddTensor(context.cudnn(), s.one(), d.bias.get(), b.raw_data(), s.one(), d.y.get(),
-                                      y.raw_data()));
+  if (b.defined()) add_channel_bias(y, b);
 }
 
 void conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Tensor& gx, const Tensor& gw,
@@ -145,14 +145,18 @@ void conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const T
         static_cast<cudnnConvolutionBwdFilterAlgo_t>(algorithm.algorithm), workspace, algorithm.workspace_bytes,
         s.zero(), d.w.get(), gw.raw_data()));
   }
-  if (gb.defined())
-    PNEUMA_CUDNN_CHECK(cudnnConvolutionBackwardBias(context.cudnn(), s.one(), d.y.get(), gy.raw_data(), s.zero(),
-                                                    d.bias.get(), gb.raw_data()));
+  if (gb.defined()) channel_sum(gy, gb);
 }
 
+// cuDNN documents no bfloat16 for cudnnAddTensor and cudnnConvolutionBackwardBias; bfloat16 biases
+// go through the engine's own kernels (float math, one rounding per element).
 void add_channel_bias(const Tensor& y, const Tensor& b) {
   op_stream(y.device());
   if (y.numel() == 0) return;
+  if (y.dtype() == DType::BFloat16) {
+    const Tensor per_channel = make_view(b, {1, b.numel(), 1, 1}, {0, b.strides()[0], 0, 0}, b.offset());
+    return binary_forward(kern::BinaryOp::Add, y, per_channel, y);
+  }
   DeviceContext& context = DeviceContext::get(y.device().index);
   const std::array<int, 4> dims = nchw_dims(y.shape()), channel_dims{1, dims[1], 1, 1};
   const TensorDescriptor y_desc(y.dtype(), dims, dense_strides(dims));
@@ -165,6 +169,7 @@ void add_channel_bias(const Tensor& y, const Tensor& b) {
 void channel_sum(const Tensor& gy, const Tensor& gb) {
   const cudaStream_t stream = op_stream(gy.device());
   if (gy.numel() == 0) return zero_fill(gb, stream);
+  if (gy.dtype() == DType::BFloat16) return copy_strided(sum(gy, {0, 2, 3}, false, 1.0), gb);
   DeviceContext& context = DeviceContext::get(gy.device().index);
   const std::array<int, 4> dims = nchw_dims(gy.shape()), channel_dims{1, dims[1], 1, 1};
   const TensorDescriptor gy_desc(gy.dtype(), dims, dense_strides(dims));
