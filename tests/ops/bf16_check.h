@@ -3,6 +3,7 @@
 // (tests/ops/test_bf16_*.cpp, tests/kernels/test_bf16_softmax_upsample_kernels.cpp).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -20,6 +21,20 @@ inline constexpr double kBf16TwoUlps = 1.6e-2;  // 2 bfloat16 ulps (2^-7 relativ
 // Values uniform in [lo, hi) rounded to bfloat16.
 inline Tensor bf16_values(const Shape& shape, uint64_t seed, double lo = -1, double hi = 1) {
   return uniform_values(shape, seed, DType::Float32, lo, hi).to(DType::BFloat16);
+}
+
+inline double max_abs(const Tensor& t) {
+  double m = 0;
+  for (double v : t.to_vector()) m = std::max(m, std::fabs(v));
+  return m;
+}
+
+// actual (bfloat16) is the float32 oracle rounded to bfloat16, bit for bit: an op that computes in
+// float and rounds once.
+inline void require_rounded_oracle(const Tensor& actual, const Tensor& oracle) {
+  REQUIRE(actual.dtype() == DType::BFloat16);
+  REQUIRE(oracle.dtype() == DType::Float32);
+  require_same_bits(oracle.to(DType::BFloat16), actual);
 }
 
 // |actual - expected| <= atol + rtol * |expected| for every element; actual is bfloat16 and

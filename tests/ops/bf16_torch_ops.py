@@ -32,6 +32,7 @@ OPS = {
     "sum_dims": lambda x, a: x[0].sum(dim=(0, 2), keepdim=True),
     "mean_dim": lambda x, a: x[0].mean(dim=1),
     "residual": lambda x, a: F.relu(F.relu(x[0]) * x[1] + F.relu(x[0])),
+    "normalize": lambda x, a: F.normalize(x[0], p=a["p"], dim=a["dim"]),
 }
 
 

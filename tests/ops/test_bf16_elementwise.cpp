@@ -26,7 +26,9 @@
 
 using namespace pneuma;
 using pneuma::testing::bf16_values;
+using pneuma::testing::max_abs;
 using pneuma::testing::require_bf16_close;
+using pneuma::testing::require_rounded_oracle;
 using pneuma::testing::require_same_bits;
 
 namespace {
@@ -36,19 +38,6 @@ namespace {
 constexpr double kHalfUlp = 0x1p-8;
 
 Tensor f32(const Tensor& t) { return t.detach().to(DType::Float32); }
-
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double v : t.to_vector()) m = std::max(m, std::fabs(v));
-  return m;
-}
-
-// actual (bfloat16) is the float32 oracle rounded to bfloat16, bit for bit.
-void require_rounded_oracle(const Tensor& actual, const Tensor& oracle) {
-  REQUIRE(actual.dtype() == DType::BFloat16);
-  REQUIRE(oracle.dtype() == DType::Float32);
-  require_same_bits(oracle.to(DType::BFloat16), actual);
-}
 
 }  // namespace
 

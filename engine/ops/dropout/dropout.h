@@ -1,8 +1,9 @@
 #pragma once
 // Inverted dropout: in training each element is kept with probability 1 - p and
 // scaled by 1 / (1 - p). The mask is a pure function of (seed, element index in
-// row-major order): element i is kept iff random::uniform(seed, i) >= p, so float32 and
-// float64 calls, CPU and CUDA draw identical masks for the same seed.
+// row-major order): element i is kept iff random::uniform(seed, i) >= p, so float32, float64 and
+// bfloat16 calls, CPU and CUDA draw identical masks for the same seed. bfloat16 is scaled in float
+// and rounded once: its result is the float32 result on the same values, rounded to bfloat16.
 #include <cstdint>
 
 #include "engine/core/tensor.h"

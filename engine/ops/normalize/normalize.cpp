@@ -48,7 +48,7 @@ Tensor normalize(const Tensor& x, double p, int64_t dim, double eps) {
   Shape norm_shape = x.shape();
   norm_shape[d] = 1;
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  Tensor norm = Tensor::empty(norm_shape, x.dtype(), x.device());
+  Tensor norm = Tensor::empty(norm_shape, cpu::normalize_norm_dtype(x.dtype()), x.device());
   if (x.device().is_cuda()) cuda::normalize_forward(x, d, p, eps, y, norm);
   else cpu::normalize_forward(x, d, p, eps, y, norm);
   if (autograd::needs_grad({&x}))

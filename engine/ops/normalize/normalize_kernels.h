@@ -13,8 +13,8 @@ inline void run_normalize_forward(const Tensor& x, int64_t dim, double p, double
                                   const Tensor& norm, Stream stream) {
   const Tensor xd = x.detach().contiguous();
   const SoftmaxLayout l = softmax_layout(x.shape(), dim);
-  dispatch_floating(x.dtype(), "normalize (CUDA)", [&]<class T>() {
-    launch_normalize_forward<T>(xd.data<T>(), y.data<T>(), norm.data<T>(), l.outer, l.n, l.inner, p, eps, stream);
+  dispatch_floating_and_bfloat16(x.dtype(), "normalize (CUDA)", [&]<class T>() {
+    launch_normalize_forward<T>(xd.data<T>(), y.data<T>(), norm.data<opmath_t<T>>(), l.outer, l.n, l.inner, p, eps, stream);
   });
 }
 
@@ -22,8 +22,8 @@ inline void run_normalize_backward(const Tensor& x, const Tensor& norm, const Te
                                    double eps, const Tensor& dx, Stream stream) {
   const Tensor xd = x.detach().contiguous(), nd = norm.detach().contiguous(), gd = g.detach().contiguous();
   const SoftmaxLayout l = softmax_layout(x.shape(), dim);
-  dispatch_floating(x.dtype(), "normalize backward (CUDA)", [&]<class T>() {
-    launch_normalize_backward<T>(xd.data<T>(), nd.data<T>(), gd.data<T>(), dx.data<T>(), l.outer, l.n, l.inner, p, eps,
+  dispatch_floating_and_bfloat16(x.dtype(), "normalize backward (CUDA)", [&]<class T>() {
+    launch_normalize_backward<T>(xd.data<T>(), nd.data<opmath_t<T>>(), gd.data<T>(), dx.data<T>(), l.outer, l.n, l.inner, p, eps,
                                  stream);
   });
 }
