@@ -38,6 +38,16 @@ inline Tensor parity_input(const Shape& shape, uint64_t seed, DType dtype, doubl
   return Tensor::from_vector(v, shape, dtype);
 }
 
+// float32 inputs holding bfloat16-exact values, for the bfloat16 parity tests: the op runs on
+// to_bf16(x) on both devices, and each side's result comes back as to_f32 (differentiable casts).
+inline Tensor bf16_exact_input(const Shape& shape, uint64_t seed, double lo = -1, double hi = 1) {
+  return parity_input(shape, seed, DType::Float32, lo, hi).to(DType::BFloat16).to(DType::Float32);
+}
+inline Tensor to_bf16(const Tensor& t) { return t.to(DType::BFloat16); }
+inline Tensor to_f32(const Tensor& t) { return t.to(DType::Float32); }
+// One bfloat16 ulp relative to the value: two devices may round one float result differently.
+inline constexpr double kBf16ParityTolerance = 0x1p-7;
+
 using ParityFunction = std::function<Tensor(const std::vector<Tensor>&)>;
 
 // Runs f on `inputs` (CPU tensors) and on CUDA copies of them; compares the outputs and, when the

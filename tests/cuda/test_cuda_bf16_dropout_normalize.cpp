@@ -11,20 +11,11 @@
 #include "tests/cuda/cuda_parity.h"
 
 using namespace pneuma;
+using pneuma::testing::bf16_exact_input;
 using pneuma::testing::check_cuda_parity;
-
-namespace {
-
-constexpr double kBf16Tolerance = 0x1p-7;
-
-Tensor bf16_values(const Shape& shape, uint64_t seed, double lo = -1, double hi = 1) {
-  return pneuma::testing::parity_input(shape, seed, DType::Float32, lo, hi).to(DType::BFloat16).to(DType::Float32);
-}
-
-Tensor bf16(const Tensor& t) { return t.to(DType::BFloat16); }
-Tensor f32(const Tensor& t) { return t.to(DType::Float32); }
-
-}  // namespace
+using pneuma::testing::kBf16ParityTolerance;
+using pneuma::testing::to_bf16;
+using pneuma::testing::to_f32;
 
 TEST_SUITE("cuda") {
 
@@ -32,14 +23,14 @@ TEST_CASE("parity cuda dropout bfloat16") {
   PNEUMA_REQUIRE_GPU();
   for (const double p : {0.3, 0.8}) {
     CAPTURE(p);
-    check_cuda_parity([p](const auto& t) { return f32(dropout(bf16(t[0]), p, true, 42)); },
-                      {bf16_values({4, 33, 7}, 1, -3, 3)}, 0);
-    check_cuda_parity([p](const auto& t) { return f32(dropout(bf16(t[0]).transpose(0, 2), p, true, 43)); },
-                      {bf16_values({4, 33, 7}, 2, -3, 3)}, 0);
+    check_cuda_parity([p](const auto& t) { return to_f32(dropout(to_bf16(t[0]), p, true, 42)); },
+                      {bf16_exact_input({4, 33, 7}, 1, -3, 3)}, 0);
+    check_cuda_parity([p](const auto& t) { return to_f32(dropout(to_bf16(t[0]).transpose(0, 2), p, true, 43)); },
+                      {bf16_exact_input({4, 33, 7}, 2, -3, 3)}, 0);
   }
   // The device's mask for a seed is the CPU's, whatever the dtype.
-  const Tensor x = bf16_values({64, 129}, 3, 0.5, 2);
-  const Tensor on_device = dropout(bf16(x).to(Device::cuda()), 0.4, true, 7).to(Device::cpu());
+  const Tensor x = bf16_exact_input({64, 129}, 3, 0.5, 2);
+  const Tensor on_device = dropout(to_bf16(x).to(Device::cuda()), 0.4, true, 7).to(Device::cpu());
   const Tensor float32 = dropout(x, 0.4, true, 7);
   pneuma::testing::require_close_to(float32.to(DType::BFloat16).to(DType::Float64), on_device.to(DType::Float64), 0,
                                     "dropout bfloat16 on CUDA against float32 on the CPU");
@@ -47,13 +38,13 @@ TEST_CASE("parity cuda dropout bfloat16") {
 
 TEST_CASE("parity cuda normalize bfloat16") {
   PNEUMA_REQUIRE_GPU();
-  const Tensor x = bf16_values({4, 3, 5}, 4);
-  check_cuda_parity([](const auto& t) { return f32(normalize(bf16(t[0]), 2.0, 1)); }, {x}, kBf16Tolerance);
-  check_cuda_parity([](const auto& t) { return f32(normalize(bf16(t[0]), 1.0, -1)); }, {x}, kBf16Tolerance);
-  check_cuda_parity([](const auto& t) { return f32(normalize(bf16(t[0]), 3.0, 0)); }, {x}, kBf16Tolerance);
+  const Tensor x = bf16_exact_input({4, 3, 5}, 4);
+  check_cuda_parity([](const auto& t) { return to_f32(normalize(to_bf16(t[0]), 2.0, 1)); }, {x}, kBf16ParityTolerance);
+  check_cuda_parity([](const auto& t) { return to_f32(normalize(to_bf16(t[0]), 1.0, -1)); }, {x}, kBf16ParityTolerance);
+  check_cuda_parity([](const auto& t) { return to_f32(normalize(to_bf16(t[0]), 3.0, 0)); }, {x}, kBf16ParityTolerance);
   // A projection head's rows: 16 x 300 (rows longer than a block).
-  check_cuda_parity([](const auto& t) { return f32(normalize(bf16(t[0]), 2.0, 1)); }, {bf16_values({16, 300}, 5)},
-                    kBf16Tolerance);
+  check_cuda_parity([](const auto& t) { return to_f32(normalize(to_bf16(t[0]), 2.0, 1)); }, {bf16_exact_input({16, 300}, 5)},
+                    kBf16ParityTolerance);
 }
 
 }  // TEST_SUITE

@@ -13,20 +13,11 @@
 #include "tests/support/unary_ops.h"
 
 using namespace pneuma;
+using pneuma::testing::bf16_exact_input;
 using pneuma::testing::check_cuda_parity;
-
-namespace {
-
-constexpr double kBf16Tolerance = 0x1p-7;
-
-Tensor bf16_values(const Shape& shape, uint64_t seed, double lo, double hi) {
-  return pneuma::testing::parity_input(shape, seed, DType::Float32, lo, hi).to(DType::BFloat16).to(DType::Float32);
-}
-
-Tensor bf16(const Tensor& t) { return t.to(DType::BFloat16); }
-Tensor f32(const Tensor& t) { return t.to(DType::Float32); }
-
-}  // namespace
+using pneuma::testing::kBf16ParityTolerance;
+using pneuma::testing::to_bf16;
+using pneuma::testing::to_f32;
 
 TEST_SUITE("cuda") {
 
@@ -34,28 +25,28 @@ TEST_CASE("parity cuda unary elementwise ops bfloat16") {
   PNEUMA_REQUIRE_GPU();
   for (const testing::UnaryFunction& u : testing::kUnaryOps) {
     CAPTURE(u.name);
-    check_cuda_parity([&](const auto& x) { return f32(u.f(bf16(x[0]))); }, {bf16_values({3, 67}, 1, u.lo, u.hi)},
-                      kBf16Tolerance);
-    check_cuda_parity([&](const auto& x) { return f32(u.f(bf16(x[0]).transpose(0, 1))); },
-                      {bf16_values({67, 3}, 2, u.lo, u.hi)}, kBf16Tolerance);
+    check_cuda_parity([&](const auto& x) { return to_f32(u.f(to_bf16(x[0]))); }, {bf16_exact_input({3, 67}, 1, u.lo, u.hi)},
+                      kBf16ParityTolerance);
+    check_cuda_parity([&](const auto& x) { return to_f32(u.f(to_bf16(x[0]).transpose(0, 1))); },
+                      {bf16_exact_input({67, 3}, 2, u.lo, u.hi)}, kBf16ParityTolerance);
   }
 }
 
 TEST_CASE("parity cuda binary elementwise ops bfloat16") {
   PNEUMA_REQUIRE_GPU();
-  const Tensor a = bf16_values({2, 1, 5}, 3, 0.5, 2), b = bf16_values({4, 1}, 4, 0.5, 2);
-  check_cuda_parity([](const auto& x) { return f32(add(bf16(x[0]), bf16(x[1]))); }, {a, b}, kBf16Tolerance);
-  check_cuda_parity([](const auto& x) { return f32(sub(bf16(x[0]), bf16(x[1]))); }, {a, b}, kBf16Tolerance);
-  check_cuda_parity([](const auto& x) { return f32(mul(bf16(x[0]), bf16(x[1]))); }, {a, b}, kBf16Tolerance);
-  check_cuda_parity([](const auto& x) { return f32(div(bf16(x[0]), bf16(x[1]))); }, {a, b}, kBf16Tolerance);
-  check_cuda_parity([](const auto& x) { return gt(bf16(x[0]), bf16(x[1])); }, {a, b}, 0);
+  const Tensor a = bf16_exact_input({2, 1, 5}, 3, 0.5, 2), b = bf16_exact_input({4, 1}, 4, 0.5, 2);
+  check_cuda_parity([](const auto& x) { return to_f32(add(to_bf16(x[0]), to_bf16(x[1]))); }, {a, b}, kBf16ParityTolerance);
+  check_cuda_parity([](const auto& x) { return to_f32(sub(to_bf16(x[0]), to_bf16(x[1]))); }, {a, b}, kBf16ParityTolerance);
+  check_cuda_parity([](const auto& x) { return to_f32(mul(to_bf16(x[0]), to_bf16(x[1]))); }, {a, b}, kBf16ParityTolerance);
+  check_cuda_parity([](const auto& x) { return to_f32(div(to_bf16(x[0]), to_bf16(x[1]))); }, {a, b}, kBf16ParityTolerance);
+  check_cuda_parity([](const auto& x) { return gt(to_bf16(x[0]), to_bf16(x[1])); }, {a, b}, 0);
   // A residual add of a bfloat16 activation used twice (gradient accumulation on the device).
   check_cuda_parity(
       [](const auto& x) {
-        const Tensor h = relu(bf16(x[0]));
-        return f32(add(mul(h, bf16(x[1])), h));
+        const Tensor h = relu(to_bf16(x[0]));
+        return to_f32(add(mul(h, to_bf16(x[1])), h));
       },
-      {bf16_values({4, 3, 5}, 5, -1, 1), bf16_values({3, 1}, 6, -1, 1)}, kBf16Tolerance);
+      {bf16_exact_input({4, 3, 5}, 5, -1, 1), bf16_exact_input({3, 1}, 6, -1, 1)}, kBf16ParityTolerance);
 }
 
 TEST_CASE("parity cuda casts bfloat16") {
@@ -76,13 +67,13 @@ TEST_CASE("parity cuda casts bfloat16") {
 
 TEST_CASE("parity cuda sum and mean bfloat16") {
   PNEUMA_REQUIRE_GPU();
-  const Tensor x = bf16_values({6, 50, 7}, 8, -1, 1.5);
-  check_cuda_parity([](const auto& t) { return f32(sum(bf16(t[0]))); }, {x}, kBf16Tolerance);
-  check_cuda_parity([](const auto& t) { return f32(mean(bf16(t[0]))); }, {x}, kBf16Tolerance);
-  check_cuda_parity([](const auto& t) { return f32(sum(bf16(t[0]), {1})); }, {x}, kBf16Tolerance);
-  check_cuda_parity([](const auto& t) { return f32(mean(bf16(t[0]), {0, 2}, true)); }, {x}, kBf16Tolerance);
-  const Tensor long_rows = bf16_values({3, 20000}, 9, -1, 1);
-  check_cuda_parity([](const auto& t) { return f32(sum(bf16(t[0]), {1})); }, {long_rows}, kBf16Tolerance);
+  const Tensor x = bf16_exact_input({6, 50, 7}, 8, -1, 1.5);
+  check_cuda_parity([](const auto& t) { return to_f32(sum(to_bf16(t[0]))); }, {x}, kBf16ParityTolerance);
+  check_cuda_parity([](const auto& t) { return to_f32(mean(to_bf16(t[0]))); }, {x}, kBf16ParityTolerance);
+  check_cuda_parity([](const auto& t) { return to_f32(sum(to_bf16(t[0]), {1})); }, {x}, kBf16ParityTolerance);
+  check_cuda_parity([](const auto& t) { return to_f32(mean(to_bf16(t[0]), {0, 2}, true)); }, {x}, kBf16ParityTolerance);
+  const Tensor long_rows = bf16_exact_input({3, 20000}, 9, -1, 1);
+  check_cuda_parity([](const auto& t) { return to_f32(sum(to_bf16(t[0]), {1})); }, {long_rows}, kBf16ParityTolerance);
 }
 
 }  // TEST_SUITE

@@ -13,64 +13,20 @@
 #include "engine/ops/elementwise/elementwise_kernels.h"
 #include "engine/ops/reduce/reduce_kernels.h"
 #include "engine/pneuma.h"
+#include "tests/kernels/elementwise_cases.h"
 #include "tests/kernels/kernel_check.h"
 
 using namespace pneuma;
 using kern::BinaryOp;
 using kern::UnaryOp;
+using pneuma::testing::kShapes;
+using pneuma::testing::kUnaryCases;
+using pneuma::testing::layouts;
 using pneuma::testing::require_same_bits;
+using pneuma::testing::UnaryCase;
 
 namespace {
 
-// Uniform values in [lo, hi) as `dtype` (bfloat16: rounded from float32).
-Tensor uniform(const Shape& shape, uint64_t seed, DType dtype, double lo, double hi, double quantum = 0) {
-  const Tensor values = testing::uniform_values(shape, seed, DType::Float32, lo, hi, quantum);
-  return values.to(dtype);
-}
-
-// The same kind of values laid out four ways: contiguous, transposed, a strided slice and an
-// expanded (stride 0) view, each with `shape` as its logical shape.
-std::vector<Tensor> layouts(const Shape& shape, uint64_t seed, double lo, double hi, DType dtype,
-                            double quantum = 0) {
-  std::vector<Tensor> out;
-  out.push_back(uniform(shape, seed, dtype, lo, hi, quantum));
-  Shape swapped = shape;
-  std::swap(swapped.front(), swapped.back());
-  out.push_back(uniform(swapped, seed + 1, dtype, lo, hi, quantum).transpose(0, -1));
-  Shape wide = shape;
-  wide.back() = 2 * shape.back() + 1;
-  out.push_back(uniform(wide, seed + 2, dtype, lo, hi, quantum).slice(-1, 1, wide.back(), 2));
-  Shape row = shape;
-  row.front() = 1;
-  out.push_back(uniform(row, seed + 3, dtype, lo, hi, quantum).expand(shape));
-  for (const Tensor& t : out) REQUIRE(t.shape() == shape);
-  return out;
-}
-
-struct UnaryCase {
-  UnaryOp op;
-  kern::UnaryParams params;
-  double lo, hi;
-};
-
-const UnaryCase kUnaryCases[] = {
-    {UnaryOp::Neg, {}, -3, 3},
-    {UnaryOp::Exp, {}, -3, 3},
-    {UnaryOp::Log, {}, 0.1, 4},
-    {UnaryOp::Sqrt, {}, 0.1, 4},
-    {UnaryOp::Abs, {}, -3, 3},
-    {UnaryOp::Relu, {}, -3, 3},
-    {UnaryOp::Sigmoid, {}, -6, 6},
-    {UnaryOp::Tanh, {}, -3, 3},
-    {UnaryOp::LeakyRelu, {0.2, 0, true, false}, -3, 3},
-    {UnaryOp::Softplus, {2.0, 3.0, true, true}, -3, 3},
-    {UnaryOp::Clamp, {-0.5, 0.7, true, true}, -2, 2},
-    {UnaryOp::AddScalar, {0.1, 0, true, false}, -3, 3},
-    {UnaryOp::MulScalar, {0.1, 0, true, false}, -3, 3},
-    {UnaryOp::PowScalar, {-1.5, 0, true, false}, 0.2, 3},
-};
-
-const Shape kShapes[] = {{1}, {37}, {5, 7}, {3, 4, 91}, {2, 3, 5, 7}};
 
 // The float32 result of a unary op on x's values, rounded to bfloat16: what the bfloat16 kernel
 // must produce.
@@ -148,7 +104,7 @@ TEST_CASE("emulated elementwise binary bfloat16") {
       const bool comparison = op >= BinaryOp::Gt;
       const DType out_dtype = comparison ? DType::Bool : DType::BFloat16;
       auto operand = [&](const Shape& shape, uint64_t seed) {
-        if (shape.empty()) return uniform(shape, seed, DType::BFloat16, 0.5, 2, 0.25);
+        if (shape.empty()) return testing::uniform_values(shape, seed, DType::BFloat16, 0.5, 2, 0.25);
         const std::vector<Tensor> all = layouts(shape, seed, 0.5, 2, DType::BFloat16, 0.25);
         return all[seed % all.size()];
       };
@@ -195,7 +151,7 @@ TEST_CASE("emulated elementwise copy bfloat16") {
   kern::run_copy(ties, rounded, kern::Stream{});
   CHECK(rounded.to_vector() == std::vector<double>{1, 1 + 0x1p-6, 1 + 0x1p-7});
   // A strided output.
-  const Tensor x = uniform({6, 5}, 61, DType::Float32, -1, 1);
+  const Tensor x = testing::uniform_values({6, 5}, 61, DType::Float32, -1, 1);
   const Tensor transposed_dst = Tensor::empty({5, 6}, DType::BFloat16).transpose(0, 1);
   kern::run_copy(x, transposed_dst, kern::Stream{});
   require_same_bits(x.to(DType::BFloat16), transposed_dst);
@@ -213,7 +169,7 @@ TEST_CASE("emulated sum bfloat16") {
     for (const bool average : {false, true}) {
       CAPTURE(shape_str(c.shape));
       CAPTURE(average);
-      const Tensor x = uniform(c.shape, 5, DType::BFloat16, -1, 2);
+      const Tensor x = testing::uniform_values(c.shape, 5, DType::BFloat16, -1, 2);
       const std::vector<int64_t> dims = ops::reduction_dims(x, c.dims, "sum");
       int64_t count = 1;
       for (int64_t d : dims) count *= x.shape()[d];

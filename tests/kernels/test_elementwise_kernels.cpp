@@ -15,63 +15,17 @@
 #include "engine/ops/elementwise/elementwise_kernels.h"
 #include "engine/ops/index/index_cpu.h"
 #include "engine/pneuma.h"
+#include "tests/kernels/elementwise_cases.h"
 #include "tests/kernels/kernel_check.h"
 
 using namespace pneuma;
 using kern::BinaryOp;
 using kern::UnaryOp;
+using pneuma::testing::kShapes;
+using pneuma::testing::kUnaryCases;
+using pneuma::testing::layouts;
 using pneuma::testing::require_same_bits;
-
-namespace {
-
-// The same values laid out four ways: contiguous, transposed, a strided slice and an expanded
-// (stride 0) view, each with `shape` as its logical shape.
-std::vector<Tensor> layouts(const Shape& shape, uint64_t seed, double lo, double hi, DType dtype,
-                            double quantum = 0) {
-  std::vector<Tensor> out;
-  out.push_back(testing::uniform_values(shape, seed, dtype, lo, hi, quantum));
-  Shape swapped = shape;
-  std::swap(swapped.front(), swapped.back());
-  out.push_back(testing::uniform_values(swapped, seed + 1, dtype, lo, hi, quantum).transpose(0, -1));
-  Shape wide = shape;
-  wide.back() = 2 * shape.back() + 1;
-  out.push_back(testing::uniform_values(wide, seed + 2, dtype, lo, hi, quantum).slice(-1, 1, wide.back(), 2));
-  Shape row = shape;
-  row.front() = 1;
-  out.push_back(testing::uniform_values(row, seed + 3, dtype, lo, hi, quantum).expand(shape));
-  for (const Tensor& t : out) REQUIRE(t.shape() == shape);
-  return out;
-}
-
-struct UnaryCase {
-  UnaryOp op;
-  kern::UnaryParams params;
-  double lo, hi;  // input range where the op is defined
-};
-
-const UnaryCase kUnaryCases[] = {
-    {UnaryOp::Neg, {}, -3, 3},
-    {UnaryOp::Exp, {}, -3, 3},
-    {UnaryOp::Log, {}, 0.1, 4},
-    {UnaryOp::Sqrt, {}, 0.1, 4},
-    {UnaryOp::Abs, {}, -3, 3},
-    {UnaryOp::Relu, {}, -3, 3},
-    {UnaryOp::Sigmoid, {}, -6, 6},
-    {UnaryOp::Tanh, {}, -3, 3},
-    {UnaryOp::LeakyRelu, {0.2, 0, true, false}, -3, 3},
-    {UnaryOp::Softplus, {2.0, 3.0, true, true}, -3, 3},  // beta 2, threshold 3: both branches
-    {UnaryOp::Clamp, {-0.5, 0.7, true, true}, -2, 2},
-    {UnaryOp::Clamp, {0, 0.25, false, true}, -2, 2},
-    {UnaryOp::AddScalar, {1.75, 0, true, false}, -3, 3},
-    {UnaryOp::MulScalar, {-2.5, 0, true, false}, -3, 3},
-    {UnaryOp::PowScalar, {-1.5, 0, true, false}, 0.2, 3},
-    {UnaryOp::PowScalar, {3.0, 0, true, false}, -2, 2},
-};
-
-// Shapes whose element counts are not multiples of the 256-thread block, with 1 to 4 dims.
-const Shape kShapes[] = {{1}, {37}, {5, 7}, {3, 4, 91}, {2, 3, 5, 7}};
-
-}  // namespace
+using pneuma::testing::UnaryCase;
 
 TEST_SUITE("kernels") {
 

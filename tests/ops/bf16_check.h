@@ -17,6 +17,12 @@
 namespace pneuma::testing {
 
 inline constexpr double kBf16TwoUlps = 1.6e-2;  // 2 bfloat16 ulps (2^-7 relative, rounded up)
+// The largest error of one rounding to bfloat16 relative to the value: half an ulp, 2^-8 (8
+// significant bits: the ulp of a value in [2^e, 2^(e+1)) is 2^(e-7)).
+inline constexpr double kHalfUlp = 0x1p-8;
+
+// t widened to float32 (exact), without history: the oracle's input.
+inline Tensor f32(const Tensor& t) { return t.detach().to(DType::Float32); }
 
 // Values uniform in [lo, hi) rounded to bfloat16.
 inline Tensor bf16_values(const Shape& shape, uint64_t seed, double lo = -1, double hi = 1) {

@@ -34,16 +34,14 @@
 
 using namespace pneuma;
 using pneuma::testing::bf16_values;
+using pneuma::testing::f32;
+using pneuma::testing::kHalfUlp;
 using pneuma::testing::max_abs;
 using pneuma::testing::require_bf16_close;
 using pneuma::testing::require_rounded_oracle;
 using pneuma::testing::require_same_bits;
 
 namespace {
-
-constexpr double kHalfUlp = 0x1p-8;  // one rounding to bfloat16, relative to the value
-
-Tensor f32(const Tensor& t) { return t.detach().to(DType::Float32); }
 
 // Values on a 1/64 grid in [lo, hi), as bfloat16 (exactly: 7 bits and a sign).
 Tensor grid_values(const Shape& shape, uint64_t seed, double lo = -2, double hi = 2) {

@@ -26,20 +26,12 @@
 
 using namespace pneuma;
 using pneuma::testing::bf16_values;
+using pneuma::testing::f32;
+using pneuma::testing::kHalfUlp;
 using pneuma::testing::max_abs;
 using pneuma::testing::require_bf16_close;
 using pneuma::testing::require_rounded_oracle;
 using pneuma::testing::require_same_bits;
-
-namespace {
-
-// The largest error of one rounding to bfloat16 relative to the value: half an ulp, 2^-8 (8
-// significant bits: the ulp of a value in [2^e, 2^(e+1)) is 2^(e-7)).
-constexpr double kHalfUlp = 0x1p-8;
-
-Tensor f32(const Tensor& t) { return t.detach().to(DType::Float32); }
-
-}  // namespace
 
 TEST_SUITE("bfloat16") {
 
