@@ -60,11 +60,22 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
     leaf->grad = add(current, grad_output).impl_ptr();
     return {};
   }
-  // A gradient nothing else references is kept as it is; anything that may be shared
-  // (a view, or storage another tensor holds) is copied.
+  // .grad takes the leaf's layout where the leaf is dense (torch's gradient layout contract), so
+  // an optimizer walks a parameter and its gradient as two flat arrays. A gradient nothing else
+  // references is kept as it is; anything that may be shared (a view, or storage another tensor
+  // holds) is copied.
+  const Tensor leaf_tensor(leaf);
+  const bool leaf_dense = leaf_tensor.is_non_overlapping_and_dense();
+  const bool in_leaf_layout = leaf_dense ? grad_output.strides() == leaf_tensor.strides() &&
+                                               grad_output.is_non_overlapping_and_dense()
+                                         : grad_output.is_contiguous();
   const bool sole_owner = grad_output.impl_ptr().use_count() == 1 && grad_output.storage().use_count() == 1 &&
-                          grad_output.is_contiguous() && grad_output.offset() == 0;
-  leaf->grad = (sole_owner ? grad_output : grad_output.clone()).impl_ptr();
+                          grad_output.offset() == 0;
+  Tensor kept = grad_output;
+  if (!leaf_dense) kept = sole_owner && in_leaf_layout ? grad_output : grad_output.clone();
+  else if (!in_leaf_layout) kept = grad_output.laid_out_like(leaf_tensor);
+  else if (!sole_owner) kept = grad_output.clone(MemoryFormat::Preserve);
+  leaf->grad = kept.impl_ptr();
   return {};
 }
 

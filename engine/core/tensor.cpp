@@ -9,12 +9,14 @@
 namespace pneuma {
 
 namespace {
-std::shared_ptr<TensorImpl> new_impl(const Shape& shape, DType dtype, Device device, bool zero_fill) {
+// strides must be dense (numel slots): the storage holds exactly numel elements.
+std::shared_ptr<TensorImpl> new_impl(const Shape& shape, DType dtype, Device device, bool zero_fill,
+                                     Strides strides = {}) {
   for (int64_t s : shape) PNEUMA_CHECK(s >= 0, "tensor: negative size in shape ", shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = Storage::allocate(static_cast<size_t>(numel_of(shape)) * dtype_size(dtype), device, zero_fill);
   impl->shape = shape;
-  impl->strides = contiguous_strides(shape);
+  impl->strides = strides.empty() && !shape.empty() ? contiguous_strides(shape) : std::move(strides);
   impl->dtype = dtype;
   return impl;
 }
@@ -32,6 +34,24 @@ Tensor cpu_filled(const Shape& shape, DType dtype, const auto& value_at) {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(new_impl(shape, dtype, device, false));
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device, MemoryFormat format) {
+  return Tensor(new_impl(shape, dtype, device, false, strides_for(shape, format, "empty")));
+}
+
+Tensor Tensor::empty_strided(const Shape& shape, const Strides& strides, DType dtype, Device device) {
+  PNEUMA_CHECK(strides.size() == shape.size() && pneuma::is_non_overlapping_and_dense(shape, strides),
+               "empty_strided: strides ", shape_str(strides), " do not lay out shape ", shape_str(shape),
+               " densely without overlap");
+  return Tensor(new_impl(shape, dtype, device, false, strides));
+}
+
+Tensor Tensor::empty_like(const Tensor& like) { return empty_like(like, like.dtype()); }
+
+Tensor Tensor::empty_like(const Tensor& like, DType dtype) {
+  if (like.is_non_overlapping_and_dense()) return empty_strided(like.shape(), like.strides(), dtype, like.device());
+  return empty(like.shape(), dtype, like.device(), like.suggest_memory_format());
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
@@ -83,6 +103,19 @@ bool Tensor::is_contiguous() const {
     expected *= shape()[i];
   }
   return true;
+}
+
+bool Tensor::is_contiguous(MemoryFormat format) const {
+  PNEUMA_CHECK(format != MemoryFormat::Preserve, "is_contiguous: preserve_format is not a layout to test");
+  return format == MemoryFormat::Contiguous ? is_contiguous() : is_channels_last_contiguous(shape(), strides());
+}
+
+bool Tensor::is_non_overlapping_and_dense() const {
+  return pneuma::is_non_overlapping_and_dense(shape(), strides());
+}
+
+MemoryFormat Tensor::suggest_memory_format() const {
+  return has_channels_last_strides(shape(), strides()) ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
 }
 
 std::string Tensor::str() const {

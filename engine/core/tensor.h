@@ -10,6 +10,7 @@
 #include "engine/core/device.h"
 #include "engine/core/dtype.h"
 #include "engine/core/error.h"
+#include "engine/core/memory_format.h"
 #include "engine/core/shape.h"
 #include "engine/core/storage.h"
 
@@ -41,6 +42,14 @@ class Tensor {
 
   // ---- factories
   static Tensor empty(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
+  // Uninitialized, laid out in `format` (Contiguous or ChannelsLast), as torch.empty(memory_format=).
+  static Tensor empty(const Shape& shape, DType dtype, Device device, MemoryFormat format);
+  // Uninitialized with the given strides, which must be non-overlapping and dense.
+  static Tensor empty_strided(const Shape& shape, const Strides& strides, DType dtype, Device device);
+  // Uninitialized, of like's shape and device and like's layout where like is dense (else the
+  // layout it suggests), as torch.empty_like; dtype defaults to like's.
+  static Tensor empty_like(const Tensor& like);
+  static Tensor empty_like(const Tensor& like, DType dtype);
   static Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
   static Tensor ones(const Shape& shape, DType dtype = DType::Float32, Device device = Device::cpu());
   static Tensor full(const Shape& shape, double value, DType dtype = DType::Float32,
@@ -66,6 +75,12 @@ class Tensor {
   DType dtype() const { return impl().dtype; }
   Device device() const { return impl().storage->device(); }
   bool is_contiguous() const;
+  // Contiguous in `format` (Contiguous or ChannelsLast), ignoring size-1 dims as torch does.
+  bool is_contiguous(MemoryFormat format) const;
+  // The elements fill numel consecutive slots in some dim order: flat loops may run over them.
+  bool is_non_overlapping_and_dense() const;
+  // ChannelsLast when the strides order a 4-d tensor as NHWC, else Contiguous (torch's rule).
+  MemoryFormat suggest_memory_format() const;
   std::string str() const;  // "float32[2, 3] on cpu"
 
   // Typed pointer to the first element (storage base + offset); checks the dtype.
@@ -104,7 +119,14 @@ class Tensor {
   Tensor unsqueeze(int64_t dim) const;
   Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
   Tensor contiguous() const;  // self when already contiguous
+  // Self when already contiguous in `format`, else a differentiable copy laid out so.
+  Tensor contiguous(MemoryFormat format) const;
   Tensor clone() const;       // always a fresh contiguous copy, differentiable
+  // A fresh differentiable copy in `format` (Preserve: empty_like's layout), as torch's clone.
+  Tensor clone(MemoryFormat format) const;
+  // The values in like's layout, for loops that walk both flat: self when the strides already
+  // match, else a copy (not recorded). like must be non-overlapping and dense.
+  Tensor laid_out_like(const Tensor& like) const;
   Tensor to(DType dtype) const;
   Tensor to(Device device) const;
 

@@ -94,9 +94,9 @@ LoadReport load_state_dict(nn::Module& module, const nn::NamedTensors& state, Lo
     } else {
       // A model already on the GPU (a resumed run moves it before its optimizer exists):
       // the value converted on the host, then uploaded into the tensor's own memory.
-      PNEUMA_CHECK(dst.is_contiguous(), "load_state_dict: ", name, " on ", dst.device().str(),
-                   " is not contiguous; load into a CPU model, then move it");
-      const Tensor staged = Tensor::empty(dst.shape(), dst.dtype());
+      PNEUMA_CHECK(dst.is_non_overlapping_and_dense(), "load_state_dict: ", name, " on ", dst.device().str(),
+                   " is not dense; load into a CPU model, then move it");
+      const Tensor staged = Tensor::empty_strided(dst.shape(), dst.strides(), dst.dtype(), Device::cpu());
       cpu::copy_strided(src, staged);
 #ifdef PNEUMA_WITH_CUDA
       cuda::copy_bytes(dst.raw_data(), dst.device(), staged.raw_data(), Device::cpu(),

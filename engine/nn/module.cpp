@@ -65,19 +65,28 @@ void Module::collect_modules(const std::string& prefix, std::vector<std::pair<st
 }
 
 Module& Module::to(const Device& device) {
-  NamedTensors all = named_parameters();
-  const NamedTensors buffers = named_buffers();
-  all.insert(all.end(), buffers.begin(), buffers.end());
-  for (const auto& [name, tensor] : all) {
+  for (const auto& [name, tensor] : state_dict()) {
     if (tensor.device() == device) continue;
-    const Tensor moved = tensor.detach().contiguous().to(device);
-    TensorImpl& impl = tensor.impl();
-    impl.storage = moved.storage();
-    impl.offset = moved.offset();
-    impl.strides = moved.strides();
-    impl.grad.reset();
+    replace_data(tensor, tensor.detach().to(device));
   }
   return *this;
+}
+
+Module& Module::to(MemoryFormat format) {
+  PNEUMA_CHECK(format != MemoryFormat::Preserve, "Module.to: preserve_format is not a layout to convert to");
+  for (const auto& [name, tensor] : state_dict()) {
+    if (tensor.dim() != 4 || tensor.is_contiguous(format)) continue;
+    replace_data(tensor, tensor.detach().contiguous(format));
+  }
+  return *this;
+}
+
+void Module::replace_data(const Tensor& tensor, const Tensor& data) {
+  TensorImpl& impl = tensor.impl();
+  impl.storage = data.storage();
+  impl.offset = data.offset();
+  impl.strides = data.strides();
+  impl.grad.reset();
 }
 
 void Module::zero_grad() {

@@ -33,6 +33,10 @@ class Module {
   // tensors keep their identity (layers and optimizers built later see the moved data), only
   // their storage changes; gradients are dropped. A no-op for tensors already there.
   Module& to(const Device& device);
+  // Lays every 4-d parameter and buffer out in `format` in place, as torch's
+  // Module.to(memory_format=): conv weights become OHWI in memory for ChannelsLast; gradients are
+  // dropped. Other tensors are left as they are.
+  Module& to(MemoryFormat format);
   // This module (named "") and every descendant, depth-first in registration order, as
   // torch's named_modules(): for per-layer settings such as keeping frozen BN in eval.
   std::vector<std::pair<std::string, Module*>> named_modules();
@@ -47,6 +51,8 @@ class Module {
   }
 
  private:
+  // Points an existing tensor (its identity kept) at new data; drops its gradient.
+  static void replace_data(const Tensor& tensor, const Tensor& data);
   void collect(const std::string& prefix, bool parameters, bool buffers, NamedTensors& out) const;
   void collect_modules(const std::string& prefix, std::vector<std::pair<std::string, Module*>>& out);
 

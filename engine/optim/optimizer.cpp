@@ -15,7 +15,8 @@ void check_parameters(const char* name, const std::vector<Tensor>& parameters) {
   for (const Tensor& p : parameters) {
     PNEUMA_CHECK(p.is_leaf() && p.requires_grad(), name, ": parameter ", p.str(),
                  " is not a leaf that requires grad");
-    PNEUMA_CHECK(p.is_contiguous(), name, ": parameter ", p.str(), " is not contiguous");
+    PNEUMA_CHECK(p.is_non_overlapping_and_dense(), name, ": parameter ", p.str(),
+                 " is not dense (a view with gaps or an expanded tensor)");
     PNEUMA_CHECK(p.device() == parameters.front().device(), name, ": parameters on different devices (",
                  parameters.front().str(), " and ", p.str(), ")");
   }
@@ -25,9 +26,12 @@ bool on_cuda(const std::vector<Tensor>& parameters) {
   return !parameters.empty() && parameters.front().device().is_cuda();
 }
 
-// The gradient as a contiguous tensor of the parameter's dtype (a view otherwise).
+// The gradient in the parameter's layout (autograd already gives it that layout), so the update
+// loops walk both as flat arrays.
 Tensor dense_grad(const Tensor& p) {
-  Tensor g = p.grad().contiguous();
+  Tensor g = p.grad();
+  PNEUMA_CHECK(g.shape() == p.shape(), "optimizer: grad ", g.str(), " does not match parameter ", p.str());
+  g = g.laid_out_like(p);
   PNEUMA_CHECK(g.dtype() == p.dtype() && g.shape() == p.shape(), "optimizer: grad ", g.str(),
                " does not match parameter ", p.str());
   return g;
@@ -54,7 +58,7 @@ std::pair<std::string, size_t> split_state_name(const char* optimizer, const std
 Tensor state_copy(const char* optimizer, const std::string& name, const Tensor& value, const Tensor& p) {
   PNEUMA_CHECK(value.shape() == p.shape(), optimizer, ": state tensor '", name, "' is ", value.str(),
                " but its parameter is ", p.str());
-  return value.to(p.dtype()).to(p.device()).clone();
+  return value.to(p.dtype()).to(p.device()).clone().laid_out_like(p);
 }
 }  // namespace
 
@@ -84,7 +88,7 @@ void SGD::step() {
     if (!p.grad().defined()) continue;
     const Tensor g = dense_grad(p);
     const bool first = !momentum_buffers_[i].defined();
-    if (options_.momentum != 0 && first) momentum_buffers_[i] = Tensor::zeros(p.shape(), p.dtype());
+    if (options_.momentum != 0 && first) momentum_buffers_[i] = Tensor::zeros(p.shape(), p.dtype()).laid_out_like(p);
     dispatch_floating(p.dtype(), "SGD", [&]<class T>() {
       T* w = p.data<T>();
       const T* gs = g.data<T>();
@@ -134,8 +138,8 @@ void Adam::step() {
     if (!p.grad().defined()) continue;
     const Tensor g = dense_grad(p);
     if (!exp_avg_[i].defined()) {
-      exp_avg_[i] = Tensor::zeros(p.shape(), p.dtype());
-      exp_avg_sq_[i] = Tensor::zeros(p.shape(), p.dtype());
+      exp_avg_[i] = Tensor::zeros(p.shape(), p.dtype()).laid_out_like(p);
+      exp_avg_sq_[i] = Tensor::zeros(p.shape(), p.dtype()).laid_out_like(p);
     }
     dispatch_floating(p.dtype(), "Adam", [&]<class T>() {
       T* w = p.data<T>();

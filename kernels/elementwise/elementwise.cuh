@@ -11,6 +11,7 @@
 // The per-element math is kernels/elementwise/elementwise_math.cuh, shared with the CPU loops.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <stdexcept>
@@ -90,6 +91,28 @@ OffsetCalculator<N> make_offset_calculator(const std::vector<std::int64_t>& shap
         for (int k = 0; k < N; ++k) calculator.strides[d][k] = strides[k][i];
     }
     return calculator;
+}
+
+// make_offset_calculator over the dims put in operand 0's memory order (largest stride outermost),
+// for kernels whose elements are independent: a channels-last output is then walked in memory
+// order, which merges its dims and keeps a warp's accesses coalesced, as contiguous ones are.
+template <int N>
+OffsetCalculator<N> make_memory_order_offset_calculator(const std::vector<std::int64_t>& shape,
+                                                        const std::array<std::vector<std::int64_t>, N>& strides) {
+    if (strides[0].size() != shape.size()) return make_offset_calculator<N>(shape, strides);  // it names the error
+    std::vector<std::size_t> order(shape.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return strides[0][a] > strides[0][b]; });
+    std::vector<std::int64_t> ordered_shape;
+    std::array<std::vector<std::int64_t>, N> ordered_strides;
+    for (std::size_t d : order) {
+        ordered_shape.push_back(shape[d]);
+        for (int k = 0; k < N; ++k) {
+            if (d < strides[k].size()) ordered_strides[k].push_back(strides[k][d]);
+        }
+    }
+    return make_offset_calculator<N>(ordered_shape, ordered_strides);
 }
 
 template <BinaryOp OP, class T>

@@ -216,6 +216,39 @@ TEST_CASE("emulated elementwise kernels: any grid and block shape") {
   }
 }
 
+TEST_CASE("emulated elementwise channels last walks memory order") {
+  // Channels-last operands and output: the dims are taken in the output's memory order, so the
+  // whole tensor merges into one flat dim (coalesced on a GPU), and the values are the CPU's.
+  const Shape shape{2, 3, 4, 5};
+  const Strides cl = strides_for(shape, MemoryFormat::ChannelsLast, "test");
+  const auto flat = kern::make_memory_order_offset_calculator<3>(shape, {cl, cl, cl});
+  CHECK(flat.dims == 1);
+  CHECK(flat.sizes[0] == 120);
+  // Row-major operands walked in the channels-last output's order still land on the right elements.
+  const auto mixed = kern::make_memory_order_offset_calculator<2>(shape, {cl, contiguous_strides(shape)});
+  for (int64_t i = 0; i < 120; ++i) {
+    const auto o = mixed.at(i);
+    const int64_t c = i % 3, w = (i / 3) % 5, h = (i / 15) % 4, n = i / 60;
+    CHECK(o.operand[0] == i);
+    CHECK(o.operand[1] == ((n * 3 + c) * 4 + h) * 5 + w);
+  }
+
+  const Tensor a = Tensor::randn(shape, 21).contiguous(MemoryFormat::ChannelsLast);
+  const Tensor b = Tensor::randn(shape, 22);
+  const Tensor bias = Tensor::randn({1, 3, 1, 1}, 23);
+  for (const Tensor& other : {b, bias}) {
+    const Tensor expected = Tensor::empty_like(a);
+    cpu::binary_forward(BinaryOp::Mul, a, other, expected);
+    const Tensor actual = Tensor::empty_like(a);
+    kern::run_binary_forward(BinaryOp::Mul, a, other, actual, kern::Stream{});
+    require_same_bits(expected, actual);
+    CHECK(expected.to_vector() == mul(a.contiguous(), other).to_vector());
+  }
+  const Tensor copied = Tensor::empty_like(a);
+  kern::run_copy(b, copied, kern::Stream{});
+  CHECK(copied.to_vector() == b.to_vector());
+}
+
 TEST_CASE("emulated elementwise offset calculator merges dims") {
   // Contiguous operands collapse to one dim.
   auto contiguous = kern::make_offset_calculator<2>({2, 3, 4}, {Strides{12, 4, 1}, Strides{12, 4, 1}});

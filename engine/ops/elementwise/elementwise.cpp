@@ -50,7 +50,12 @@ class UnaryBackward final : public autograd::Node {
       : op_(op), params_(params), x_(std::move(x)), y_(std::move(y)) {}
   const char* name() const override { return unary_name(op_); }
   std::vector<Tensor> apply(const Tensor& g) override {
-    Tensor dx = Tensor::empty(g.shape(), g.dtype(), g.device());
+    // dx takes the layout of the tensor the op ran on (a channels-last activation keeps a
+    // channels-last gradient), else g's.
+    const Tensor& layout = x_.defined() && x_.is_non_overlapping_and_dense()   ? x_
+                           : y_.defined() && y_.is_non_overlapping_and_dense() ? y_
+                                                                               : g;
+    Tensor dx = Tensor::empty_like(layout);
     if (g.device().is_cuda()) cuda::unary_backward(op_, x_, y_, g, dx, params_);
     else cpu::unary_backward(op_, x_, y_, g, dx, params_);
     return {dx};
@@ -66,12 +71,12 @@ class UnaryBackward final : public autograd::Node {
   Tensor x_, y_;
 };
 
-// Whether an op may write its result over x: x is a contiguous CPU tensor that is the
+// Whether an op may write its result over x: x is a dense CPU tensor that is the
 // only handle to its storage (no other handle, view or saved copy refers to it), so no
 // one can observe the change. Elementwise loops read each element before writing it.
 bool can_overwrite(const Tensor& x) {
   return x.defined() && x.device().is_cpu() && x.impl_ptr().use_count() == 1 && x.storage().use_count() == 1 &&
-         x.is_contiguous();
+         x.is_non_overlapping_and_dense();
 }
 
 // overwrite_input: the result goes into x's memory (can_overwrite(x) must hold).
@@ -80,7 +85,7 @@ Tensor unary(UnaryOp op, const Tensor& x, kern::UnaryParams params = {}, bool ov
   profiler::Scope profile_scope("elementwise", name);
   ops::check_defined(name, x);
   ops::check_floating(name, x);
-  Tensor y = overwrite_input ? x.detach() : Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor y = overwrite_input ? x.detach() : Tensor::empty_like(x);
   if (x.device().is_cuda()) cuda::unary_forward(op, x, y, params);
   else cpu::unary_forward(op, x, y, params);
   if (autograd::needs_grad({&x})) {
@@ -159,6 +164,15 @@ class BinaryBackward final : public autograd::Node {
   bool need_a_, need_b_;
 };
 
+// The result of a binary op takes the layout of a dense operand of the result's shape, a's
+// first (as torch's TensorIterator), so channels-last operands give a channels-last result.
+Tensor empty_in_operand_layout(const Tensor& a, const Tensor& b, const Shape& shape, DType dtype) {
+  for (const Tensor* t : {&a, &b})
+    if (t->shape() == shape && t->is_non_overlapping_and_dense())
+      return Tensor::empty_strided(shape, t->strides(), dtype, a.device());
+  return Tensor::empty(shape, dtype, a.device());
+}
+
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
   profiler::Scope profile_scope("elementwise", name);
@@ -169,7 +183,7 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   ops::check_floating(name, a);
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   const bool comparison = op >= BinaryOp::Gt;
-  Tensor out = Tensor::empty(shape, comparison ? DType::Bool : a.dtype(), a.device());
+  Tensor out = empty_in_operand_layout(a, b, shape, comparison ? DType::Bool : a.dtype());
   if (a.device().is_cuda()) cuda::binary_forward(op, a, b, out);
   else cpu::binary_forward(op, a, b, out);
   if (!comparison && autograd::needs_grad({&a, &b})) {

@@ -14,9 +14,11 @@ using kern::with_unary_op;
 
 namespace {
 
-// Contiguous operands of the same shape are read as flat arrays; anything else goes
-// through the strided iterator.
-Tensor dense_or_empty(const Tensor& t) { return t.defined() && t.is_contiguous() ? t : Tensor(); }
+// Operands laid out densely and exactly as the output (contiguous, channels-last, ...) are read
+// as flat arrays; anything else goes through the strided iterator.
+bool flat_like(const Tensor& t, const Tensor& out) {
+  return t.strides() == out.strides() && t.is_non_overlapping_and_dense();
+}
 
 // The flat loops of the bfloat16 ops (PNEUMA_BF16_LOOP: with an AVX2 clone); float32/float64 run
 // the loops inline in the dispatch below. Each covers [0, n) of pointers already offset to a chunk.
@@ -54,7 +56,7 @@ void unary_forward(UnaryOp op, const Tensor& x, const Tensor& y, const kern::Una
     dispatch_floating_and_bfloat16(x.dtype(), "unary", [&]<class T>() {
       T* out = y.data<T>();
       const T* in = x.data<T>();
-      if (x.is_contiguous()) {
+      if (flat_like(x, y)) {
         parallel_for(x.numel(), [&](int64_t begin, int64_t end) {
           if constexpr (std::is_same_v<T, bfloat16>) {
             bf16_unary_forward<OP>(in + begin, out + begin, end - begin, p);
@@ -74,9 +76,9 @@ void unary_forward(UnaryOp op, const Tensor& x, const Tensor& y, const kern::Una
 
 void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& g, const Tensor& dx,
                     const kern::UnaryParams& p) {
-  const Tensor xd = x.defined() ? x.contiguous() : x;
-  const Tensor yd = y.defined() ? y.contiguous() : y;
-  const Tensor gd = g.contiguous();
+  const Tensor xd = x.defined() ? x.laid_out_like(dx) : x;
+  const Tensor yd = y.defined() ? y.laid_out_like(dx) : y;
+  const Tensor gd = g.laid_out_like(dx);
   with_unary_op(op, [&]<UnaryOp OP>() {
     dispatch_floating_and_bfloat16(g.dtype(), "unary backward", [&]<class T>() {
       const T* xs = xd.defined() ? xd.data<T>() : nullptr;
@@ -106,8 +108,8 @@ void binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor&
       const T* bs = b.data<T>();
       R* os = out.data<R>();
       const int64_t n = out.numel();
-      if (dense_or_empty(a).defined() && dense_or_empty(b).defined()) {
-        if (a.shape() == b.shape()) {
+      if (flat_like(a, out)) {
+        if (flat_like(b, out)) {
           parallel_for(n, [&](int64_t begin, int64_t end) {
             if constexpr (std::is_same_v<T, bfloat16>) {
               bf16_binary_forward<OP, R>(as + begin, bs + begin, os + begin, end - begin);

@@ -26,7 +26,7 @@ const T* data_or_null(const Tensor& t) {
 
 // y = f(x); x and y have the same shape, any strides.
 inline void run_unary_forward(UnaryOp op, const Tensor& x, const Tensor& y, const UnaryParams& p, Stream stream) {
-  const auto offsets = make_offset_calculator<2>(y.shape(), {y.strides(), x.strides()});
+  const auto offsets = make_memory_order_offset_calculator<2>(y.shape(), {y.strides(), x.strides()});
   with_unary_op(op, [&]<UnaryOp OP>() {
     dispatch_floating_and_bfloat16(x.dtype(), "elementwise (CUDA)", [&]<class T>() {
       launch_unary_forward<OP, T>(x.data<T>(), y.data<T>(), offsets, y.numel(), p, stream);
@@ -38,7 +38,7 @@ inline void run_unary_forward(UnaryOp op, const Tensor& x, const Tensor& y, cons
 inline void run_unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& g, const Tensor& dx,
                                const UnaryParams& p, Stream stream) {
   const Shape& shape = dx.shape();
-  const auto offsets = make_offset_calculator<4>(
+  const auto offsets = make_memory_order_offset_calculator<4>(
       shape, {dx.strides(), strides_or_zero(x, shape), strides_or_zero(y, shape), g.strides()});
   with_unary_op(op, [&]<UnaryOp OP>() {
     dispatch_floating_and_bfloat16(g.dtype(), "elementwise backward (CUDA)", [&]<class T>() {
@@ -51,7 +51,7 @@ inline void run_unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, con
 // out = a (op) b, a and b broadcast to out's shape.
 inline void run_binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, Stream stream) {
   const Shape& shape = out.shape();
-  const auto offsets = make_offset_calculator<3>(
+  const auto offsets = make_memory_order_offset_calculator<3>(
       shape, {out.strides(), cpu::broadcast_strides(a, shape), cpu::broadcast_strides(b, shape)});
   with_binary_op(op, [&]<BinaryOp OP>() {
     dispatch_floating_and_bfloat16(a.dtype(), "elementwise (CUDA)", [&]<class T>() {
@@ -67,7 +67,7 @@ inline void run_binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, co
 // int64/uint8/bool (bfloat16 through float, never double, for the float32 <-> bfloat16 casts).
 inline void run_copy(const Tensor& src, const Tensor& dst, Stream stream) {
   PNEUMA_CHECK(src.shape() == dst.shape(), "copy: shape ", shape_str(src.shape()), " vs ", shape_str(dst.shape()));
-  const auto offsets = make_offset_calculator<2>(dst.shape(), {dst.strides(), src.strides()});
+  const auto offsets = make_memory_order_offset_calculator<2>(dst.shape(), {dst.strides(), src.strides()});
   const int64_t n = dst.numel();
   if (src.dtype() == dst.dtype()) {
     return cpu::dispatch_element_bits(src.dtype(), "copy (CUDA)", [&]<class U>() {
@@ -85,7 +85,7 @@ inline void run_copy(const Tensor& src, const Tensor& dst, Stream stream) {
 // out = condition ? a : b, all three broadcast to out's shape.
 inline void run_where(const Tensor& condition, const Tensor& a, const Tensor& b, const Tensor& out, Stream stream) {
   const Shape& shape = out.shape();
-  const auto offsets = make_offset_calculator<4>(
+  const auto offsets = make_memory_order_offset_calculator<4>(
       shape, {out.strides(), cpu::broadcast_strides(condition, shape), cpu::broadcast_strides(a, shape),
               cpu::broadcast_strides(b, shape)});
   dispatch_all(a.dtype(), "where (CUDA)", [&]<class T>() {
@@ -96,7 +96,7 @@ inline void run_where(const Tensor& condition, const Tensor& a, const Tensor& b,
 // out = mask ? value : x, x and mask broadcast to out's shape.
 inline void run_masked_fill(const Tensor& x, const Tensor& mask, double value, const Tensor& out, Stream stream) {
   const Shape& shape = out.shape();
-  const auto offsets = make_offset_calculator<3>(
+  const auto offsets = make_memory_order_offset_calculator<3>(
       shape, {out.strides(), cpu::broadcast_strides(x, shape), cpu::broadcast_strides(mask, shape)});
   dispatch_all(x.dtype(), "masked_fill (CUDA)", [&]<class T>() {
     launch_masked_fill<T>(x.data<T>(), mask.data<bool>(), static_cast<T>(value), out.data<T>(), offsets,

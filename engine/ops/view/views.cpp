@@ -269,15 +269,32 @@ Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
 
 Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
-Tensor Tensor::clone() const {
-  Tensor out = Tensor::empty(shape(), dtype(), device());
+Tensor Tensor::contiguous(MemoryFormat format) const {
+  PNEUMA_CHECK(format != MemoryFormat::Preserve, "contiguous: preserve_format is not a layout to make");
+  return is_contiguous(format) ? *this : clone(format);
+}
+
+Tensor Tensor::clone() const { return clone(MemoryFormat::Contiguous); }
+
+Tensor Tensor::clone(MemoryFormat format) const {
+  Tensor out = format == MemoryFormat::Preserve ? Tensor::empty_like(*this)
+                                                : Tensor::empty(shape(), dtype(), device(), format);
   copy_on_device(*this, out);
   return with_history(*this, out, std::make_shared<IdentityBackward>("clone"));
 }
 
+Tensor Tensor::laid_out_like(const Tensor& like) const {
+  PNEUMA_CHECK(shape() == like.shape(), "laid_out_like: ", str(), " and ", like.str(), " differ in shape");
+  if (strides() == like.strides() && is_non_overlapping_and_dense()) return *this;
+  Tensor out = Tensor::empty_strided(shape(), like.strides(), dtype(), device());
+  copy_on_device(*this, out);
+  return out;
+}
+
+// Conversions keep a dense layout (a channels-last tensor stays channels-last), as torch's to().
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
-  Tensor out = Tensor::empty(shape(), target, device());
+  Tensor out = Tensor::empty_like(*this, target);
   copy_on_device(*this, out);
   if (is_floating(target) && is_floating(dtype()))
     return with_history(*this, out, std::make_shared<ConvertBackward>(dtype(), device()));
@@ -287,8 +304,8 @@ Tensor Tensor::to(DType target) const {
 Tensor Tensor::to(Device target) const {
   if (target == device()) return *this;
 #ifdef PNEUMA_WITH_CUDA
-  const Tensor src = contiguous();
-  Tensor out = Tensor::empty(shape(), dtype(), target);
+  const Tensor src = is_non_overlapping_and_dense() ? *this : contiguous();
+  Tensor out = Tensor::empty_strided(shape(), src.strides(), dtype(), target);
   cuda::copy_bytes(out.raw_data(), target, src.raw_data(), src.device(), src.numel() * dtype_size(dtype()));
   return with_history(*this, out, std::make_shared<ConvertBackward>(dtype(), device()));
 #else
