@@ -6,10 +6,10 @@
 //
 // --resume DIR continues an interrupted run from its last completed epoch with the
 // settings saved in DIR (a flag may be repeated with the same value; --epochs, --threads,
-// --workers, --device and --stop-after may change). On the CPU with the same thread count
-// the result is bit-identical to an uninterrupted run: model, optimizer, scheduler, early
-// stopping and the global generator are restored, and the data order and augmentation
-// are pure functions of (seed, epoch).
+// --workers, --device, --precision, --channels-last and --stop-after may change). On the
+// CPU with the same thread count, precision and layout the result is bit-identical to an
+// uninterrupted run: model, optimizer, scheduler, early stopping and the global generator
+// are restored, and the data order and augmentation are pure functions of (seed, epoch).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -46,6 +46,7 @@
 #include "models/freeze.h"
 #include "models/registry.h"
 #include "tools/common/cli.h"
+#include "tools/common/compute.h"
 #include "tools/common/device.h"
 #include "tools/common/resume.h"
 
@@ -82,6 +83,8 @@ struct Options {
   int workers = 2, threads = 0;
   uint64_t seed = 0;
   std::string device = "cpu";
+  std::string precision = "fp32";
+  bool channels_last = false;
   int64_t stop_after = 0;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Options, model, data, val_data, out, resume, init, img_size, epochs,
@@ -89,15 +92,18 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Options, model, data, val_data, 
                                                 gamma, warmup, plateau_patience, plateau_factor, min_lr, loss,
                                                 focal_alpha, focal_gamma, num_classes, class_weights, sampler, freeze,
                                                 fold, folds, val_fraction, early_stop, clip_grad, augment, skip_bad,
-                                                workers, threads, seed, device, stop_after)
+                                                workers, threads, seed, device, precision, channels_last,
+                                                stop_after)
 
 // Paths are saved absolute, so --resume works from any folder.
 void make_paths_absolute(Options& o) {
   for (std::string* path : {&o.data, &o.val_data, &o.init, &o.out, &o.resume}) *path = tools::absolute_path(*path);
 }
 
-// Only --epochs, --threads, --workers, --device and --stop-after of a resumed run may change.
-const std::set<std::string> kMayChangeOnResume{"epochs", "threads", "workers", "stop_after", "resume", "out", "device"};
+// Only --epochs, --threads, --workers, --device, --precision, --channels-last and --stop-after of a
+// resumed run may change.
+const std::set<std::string> kMayChangeOnResume{"epochs",    "threads", "workers",   "stop_after",   "resume",
+                                               "out",       "device",  "precision", "channels_last"};
 
 void validate(const Options& o) {
   PNEUMA_CHECK(o.loss == "bce" || o.loss == "focal" || o.loss == "ce", "unknown loss '", o.loss, "' (bce, focal, ce)");
@@ -220,6 +226,7 @@ int run(const CLI::App& app, Options o) {
     std::fprintf(stderr, "pneuma-train: froze %zu parameter tensors\n", frozen.size());
   }
   model->to(device);  // before the optimizer: its state lives with the parameters
+  tools::apply_memory_format(*model, o.channels_last);
   auto optimizer = train::make_optimizer(o.optimizer, model->parameters(), o.lr, o.weight_decay, o.momentum);
   train::SchedulerOptions schedule;
   schedule.kind = o.scheduler;
@@ -295,12 +302,17 @@ int run(const CLI::App& app, Options o) {
     while (std::optional<data::Batch> host_batch = train_loader.next()) {
       const data::Batch batch = data::to_device(*host_batch, device);
       const int64_t step = epoch * batches + batch.index + 1;  // counts from 1 across resumes
-      const Tensor loss = compute_loss(model->forward(batch.images()), batch.labels);
+      Tensor loss;
+      {
+        const tools::PrecisionScope precision(o.precision);
+        loss = compute_loss(model->forward(batch.images()), batch.labels);
+      }
       train::optimization_step(loss, *optimizer, o.clip_grad, step, keep_note);
       train_loss.add(loss.item(), batch.size());
       bar.update(batch.index + 1, "loss " + train::fixed4(train_loss.mean()));
     }
     const std::string train_status = "loss " + train::fixed4(train_loss.mean());
+    const tools::PrecisionScope precision(o.precision);
     const Validation val = validate_model(
         train::predict(*model, val_loader, 0,
                        [&](int64_t done, int64_t) { bar.update(batches + done, train_status + " validating"); }),
@@ -393,6 +405,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", o.threads, "CPU compute threads (default: all)")->check(CLI::Range(0, 1024));
   app.add_option("--seed", o.seed, "seed of weights, split, order and augmentation (default 0)");
   tools::add_device_flag(app, o.device);
+  tools::add_compute_flags(app, o.precision, o.channels_last);
   app.footer(
       "metrics.jsonl, one line per epoch: epoch, lr (of that epoch), train_loss (the training loss, weighted), "
       "val_loss (cross-entropy of the validation probabilities, clipped to [1e-7, 1-1e-7], unweighted), val_auroc "

@@ -2,6 +2,8 @@
 // pneuma-predict, bit-identical resume, multi-class + --init + --freeze, and bad input.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -142,6 +144,58 @@ TEST_SUITE("e2e") {
     // A finished run's folder is not overwritten by a new run.
     CHECK(run_stderr(train_command(data, dir / "cut", "--epochs 1"), &err) == 1);
     CHECK(err.find("already holds a run") != std::string::npos);
+  }
+
+  TEST_CASE("pneuma-train --channels-last and --precision bf16") {
+    TempDir dir("train-compute");
+    const std::string data = make_data(dir);
+    // SGD: its steps are proportional to the gradients, so the runs' differences stay the size
+    // of the gradients' (Adam's normalized steps would turn sign flips of tiny gradients into lr).
+    const std::string settings = "--optimizer sgd --lr 0.01 --epochs 2 --seed 3 --workers 0";
+    REQUIRE(run_command(train_command(data, dir / "nchw", settings) + " >/dev/null 2>&1") == 0);
+    REQUIRE(run_command(train_command(data, dir / "nhwc", settings + " --channels-last") + " >/dev/null 2>&1") == 0);
+    REQUIRE(run_command(train_command(data, dir / "bf16", settings + " --precision bf16") + " >/dev/null 2>&1") == 0);
+
+    // Channels-last changes only the order of float32 sums; bf16 changes the numbers. The
+    // checkpoints hold the same tensors in logical order, float weights in float32 either way.
+    const io::Safetensors nchw = io::load_safetensors(dir / "nchw/last.safetensors");
+    const io::Safetensors nhwc = io::load_safetensors(dir / "nhwc/last.safetensors");
+    const io::Safetensors bf16 = io::load_safetensors(dir / "bf16/last.safetensors");
+    REQUIRE(nchw.tensors.size() == nhwc.tensors.size());
+    REQUIRE(nchw.tensors.size() == bf16.tensors.size());
+    double norm = 0, layout_diff = 0, precision_diff = 0;  // squared L2 over all float weights
+    for (size_t i = 0; i < nchw.tensors.size(); ++i) {
+      const Tensor& reference = nchw.tensors[i].second;
+      CHECK(nhwc.tensors[i].second.dtype() == reference.dtype());
+      CHECK(bf16.tensors[i].second.dtype() == reference.dtype());
+      if (reference.dtype() != DType::Float32) continue;
+      const std::vector<double> a = reference.to_vector(), b = nhwc.tensors[i].second.to_vector(),
+                                c = bf16.tensors[i].second.to_vector();
+      for (size_t j = 0; j < a.size(); ++j) {
+        norm += a[j] * a[j];
+        layout_diff += (a[j] - b[j]) * (a[j] - b[j]);
+        precision_diff += (a[j] - c[j]) * (a[j] - c[j]);
+      }
+    }
+    layout_diff = std::sqrt(layout_diff / norm);
+    precision_diff = std::sqrt(precision_diff / norm);
+    MESSAGE("relative L2 distance of the weights from the NCHW float32 run: channels-last ", layout_diff, ", bf16 ",
+            precision_diff);
+    CHECK(layout_diff < 1e-5);
+    CHECK(precision_diff > 0);
+    CHECK(precision_diff < 0.02);
+    const auto nchw_lines = read_jsonl(dir / "nchw/metrics.jsonl"), bf16_lines = read_jsonl(dir / "bf16/metrics.jsonl");
+    REQUIRE(bf16_lines.size() == 2);
+    CHECK(std::abs(bf16_lines[1].at("train_loss").get<double>() - nchw_lines[1].at("train_loss").get<double>()) <
+          0.05);
+
+    // A channels-last run cut after one epoch and resumed ends bit for bit where the straight
+    // run does: the optimizer state comes back in the parameters' layout.
+    REQUIRE(run_command(train_command(data, dir / "cut", settings + " --channels-last --stop-after 1") +
+                        " >/dev/null 2>&1") == 0);
+    REQUIRE(run_command(tool("train") + " --resume " + (dir / "cut") + " >/dev/null 2>&1") == 0);
+    CHECK(same_tensors(dir / "nhwc/last.safetensors", dir / "cut/last.safetensors"));
+    CHECK(same_tensors(dir / "nhwc/train_state.safetensors", dir / "cut/train_state.safetensors"));
   }
 
   TEST_CASE("pneuma-train multi-class with --loss ce - --init from a binary run - --freeze") {
