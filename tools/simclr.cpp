@@ -40,6 +40,7 @@
 #include "models/heads.h"
 #include "models/registry.h"
 #include "tools/common/cli.h"
+#include "tools/common/compute.h"
 #include "tools/common/device.h"
 #include "tools/common/optimization.h"
 #include "tools/common/resume.h"
@@ -64,17 +65,20 @@ struct Settings {
   int workers = 2, threads = 0;
   uint64_t seed = 0;
   std::string device = "cpu";
+  std::string precision = "fp32";
+  bool channels_last = false;
   int64_t stop_after = 0;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Settings, model, data, out, resume, img_size, epochs, batch,
                                                 temperature, proj_hidden, proj_dim, proj_bn, clip_grad, skip_bad,
-                                                workers, threads, seed, device, stop_after)
+                                                workers, threads, seed, device, precision, channels_last, stop_after)
 
 using Options = tools::SettingsAndOptimization<Settings>;
 // SimCLR's defaults at small batch: Adam 3e-4, weight decay 1e-6, cosine decay.
 const tools::OptimizationFlags kSimclrOptimization{"adam", 3e-4, 1e-6, 0.9, "cosine", 30, 0.1, 0, 10, 0.1, 0};
 
-const std::set<std::string> kMayChangeOnResume{"epochs", "threads", "workers", "stop_after", "resume", "out", "device"};
+const std::set<std::string> kMayChangeOnResume{"epochs",    "threads", "workers",   "stop_after",   "resume",
+                                               "out",       "device",  "precision", "channels_last"};
 
 // Backbone and projection head as one module, so the train state holds both.
 class SimClrNet : public nn::Module {
@@ -149,6 +153,7 @@ int run(const CLI::App& app, Options o) {
   head_options.batch_norm = o.proj_bn;
   const auto model = std::make_shared<SimClrNet>(backbone, std::make_shared<models::ProjectionHead>(head_options));
   model->to(device);  // before the optimizer: its state lives with the parameters
+  tools::apply_memory_format(*model, o.channels_last);
 
   auto optimizer = tools::make_optimizer(o.optimization, model->parameters());
   // plateau follows the training loss: there is no validation metric
@@ -194,11 +199,15 @@ int run(const CLI::App& app, Options o) {
       const int64_t step = epoch * batches + b.index + 1;
       // Both views in one forward: rows i and i + N of z are positives (nt_xent_loss), and
       // BatchNorm sees statistics over both views, as SimCLR's global BN.
-      const Tensor z = model->forward(cat({b.views.at(0), b.views.at(1)}, 0));
-      const Tensor loss = nt_xent_loss(z, o.temperature);
+      Tensor z, loss;
+      {
+        const tools::PrecisionScope precision(o.precision);
+        z = model->forward(cat({b.views.at(0), b.views.at(1)}, 0));
+        loss = nt_xent_loss(z, o.temperature);
+      }
       train::optimization_step(loss, *optimizer, o.clip_grad, step, keep_note);
       epoch_loss.add(loss.item(), b.size());
-      epoch_accuracy.add(contrastive_accuracy(z.detach()), b.size());
+      epoch_accuracy.add(contrastive_accuracy(z.detach().to(DType::Float32)), b.size());
       bar.update(b.index + 1, "loss " + train::fixed4(epoch_loss.mean()));
     }
     char status[64];
@@ -257,6 +266,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", o.threads, "CPU compute threads (default: all)")->check(CLI::Range(0, 1024));
   app.add_option("--seed", o.seed, "seed of weights, order and augmentation (default 0)");
   tools::add_device_flag(app, o.device);
+  tools::add_compute_flags(app, o.precision, o.channels_last);
   return tools::run_tool(app, argc, argv, [&] {
     if (o.resume.empty()) PNEUMA_CHECK(!o.data.empty(), "--data is required");
     return run(app, o);

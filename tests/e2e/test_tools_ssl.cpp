@@ -94,6 +94,24 @@ TEST_SUITE("e2e") {
     CHECK(fs::exists(dir / "ft/best.safetensors"));
   }
 
+  TEST_CASE("pneuma-simclr --precision bf16 --channels-last trains and keeps float32 weights") {
+    const std::string data = synthetic_set(48, 32) + "/train.csv";
+    TempDir dir("simclr-compute");
+    std::string out;
+    REQUIRE(run_command(simclr_command(data, "--out " + (dir / "fp32"), 1) + " 2>/dev/null", &out) == 0);
+    REQUIRE(run_command(simclr_command(data, "--out " + (dir / "mixed"), 1) +
+                            " --precision bf16 --channels-last 2>/dev/null",
+                        &out) == 0);
+    const double fp32_loss = read_json_lines(dir / "fp32/metrics.jsonl").at(0).at("loss");
+    const double mixed_loss = read_json_lines(dir / "mixed/metrics.jsonl").at(0).at("loss");
+    MESSAGE("epoch-1 NT-Xent: float32 ", fp32_loss, ", bf16 channels-last ", mixed_loss);
+    CHECK(mixed_loss != fp32_loss);  // bf16 did compute
+    CHECK(std::abs(mixed_loss - fp32_loss) < 0.02 * fp32_loss);
+    const io::Safetensors backbone = io::load_safetensors(dir / "mixed/backbone.safetensors");
+    CHECK(backbone.find("conv1.weight").dtype() == DType::Float32);
+    CHECK(backbone.find("conv1.weight").is_contiguous());  // checkpoints hold logical order
+  }
+
   TEST_CASE("pneuma-simclr: bad input is one line on stderr and exit code 1") {
     const std::string data = synthetic_set(48, 32) + "/train.csv";
     TempDir dir("simclr-bad");
