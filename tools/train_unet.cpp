@@ -47,6 +47,7 @@
 #include "models/unet.h"
 #include "tools/common/checkpoint_metadata.h"
 #include "tools/common/cli.h"
+#include "tools/common/compute.h"
 #include "tools/common/device.h"
 #include "tools/common/optimization.h"
 #include "tools/common/resume.h"
@@ -72,19 +73,23 @@ struct Settings {
   int workers = 2, threads = 0;
   uint64_t seed = 0;
   std::string device = "cpu";
+  std::string precision = "fp32";
+  bool channels_last = false;
   int64_t stop_after = 0;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Settings, data, val_data, out, resume, weights, predict_masks,
                                                 predict_data, val_fraction, img_size, epochs, batch, base_width,
                                                 upsample, dice_weight, bce_weight, early_stop, clip_grad, threshold,
-                                                skip_bad, workers, threads, seed, device, stop_after)
+                                                skip_bad, workers, threads, seed, device, precision, channels_last,
+                                                stop_after)
 
 using Options = tools::SettingsAndOptimization<Settings>;  // optimization: Adam 1e-3, constant rate
 
-// A resumed run may run longer, on other threads or another device, and predict masks
-// afterwards with other prediction flags; the rest of its settings stay.
-const std::set<std::string> kMayChangeOnResume{"epochs", "threads",       "workers",      "stop_after", "resume",
-                                               "out",    "device",        "predict_masks", "predict_data", "threshold"};
+// A resumed run may run longer, on other threads or another device, in another precision or
+// layout, and predict masks afterwards with other prediction flags; the rest of its settings stay.
+const std::set<std::string> kMayChangeOnResume{
+    "epochs",        "threads",      "workers",   "stop_after", "resume",   "out",          "device",
+    "predict_masks", "predict_data", "threshold", "precision",  "channels_last"};
 
 // A U-Net checkpoint: the architecture and input preparation from its metadata.
 struct UNetSpec {
@@ -135,7 +140,11 @@ Validation validate_unet(models::UNet& unet, data::DataLoader& loader, const Opt
   loader.start_epoch(0);
   while (std::optional<data::Batch> host_batch = loader.next()) {
     const data::Batch b = data::to_device(*host_batch, device);
-    const Tensor logits = unet.forward(b.views.at(0));
+    Tensor logits;
+    {
+      const tools::PrecisionScope precision(o.precision);
+      logits = unet.forward(b.views.at(0)).to(DType::Float32);
+    }
     const Tensor& masks = b.views.at(1);
     v.loss += dice_bce_loss(logits, masks, 1.0, o.dice_weight, o.bce_weight).item() * static_cast<double>(b.size());
     for (const train::MaskScore& s : train::mask_scores(logits, masks, o.threshold)) {
@@ -186,6 +195,7 @@ std::optional<std::string> train_unet(const Options& o, bool resuming, Device de
   spec.img_size = o.img_size;
   models::UNet unet(spec.options);
   unet.to(device);  // before the optimizer: its state lives with the parameters
+  tools::apply_memory_format(unet, o.channels_last);
 
   auto optimizer = tools::make_optimizer(o.optimization, unet.parameters());
   train::LrScheduler scheduler(*optimizer, tools::scheduler_options(o.optimization, "max"), o.epochs);  // val Dice
@@ -217,7 +227,11 @@ std::optional<std::string> train_unet(const Options& o, bool resuming, Device de
     const std::string keep_note = train::kept_checkpoint_note(epoch, o.out);
     while (std::optional<data::Batch> host_batch = train_loader.next()) {
       const data::Batch b = data::to_device(*host_batch, device);
-      const Tensor loss = dice_bce_loss(unet.forward(b.views.at(0)), b.views.at(1), 1.0, o.dice_weight, o.bce_weight);
+      Tensor loss;
+      {
+        const tools::PrecisionScope precision(o.precision);
+        loss = dice_bce_loss(unet.forward(b.views.at(0)), b.views.at(1), 1.0, o.dice_weight, o.bce_weight);
+      }
       train::optimization_step(loss, *optimizer, o.clip_grad, epoch * batches + b.index + 1, keep_note);
       train_loss.add(loss.item(), b.size());
       bar.update(b.index + 1, "loss " + train::fixed4(train_loss.mean()));
@@ -388,5 +402,6 @@ int main(int argc, char** argv) {
   app.add_option("--threads", o.threads, "CPU compute threads (default: all)")->check(CLI::Range(0, 1024));
   app.add_option("--seed", o.seed, "seed of weights, split and order (default 0)");
   tools::add_device_flag(app, o.device);
+  tools::add_compute_flags(app, o.precision, o.channels_last);
   return tools::run_tool(app, argc, argv, [&] { return run(app, o); });
 }

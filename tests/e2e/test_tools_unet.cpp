@@ -77,6 +77,23 @@ TEST_SUITE("e2e") {
     CHECK(fs::exists(folder.records[0].mask));
   }
 
+  TEST_CASE("pneuma-train-unet --precision bf16 --channels-last learns the lungs too") {
+    const std::string set = synthetic_set(48, 32);
+    TempDir dir("unet-compute");
+    std::string out;
+    REQUIRE(run_command(tool_path("train-unet") + " --data " + set + "/train.csv --out " + (dir / "u") +
+                            " --img-size 32 --epochs 12 --batch 8 --lr 1e-2 --base-width 4 --threads 1 --workers 1"
+                            " --precision bf16 --channels-last 2>/dev/null",
+                        &out) == 0);
+    const std::vector<nlohmann::json> lines = read_json_lines(dir / "u/metrics.jsonl");
+    REQUIRE(lines.size() == 12);
+    double best_dice = 0;
+    for (const nlohmann::json& line : lines) best_dice = std::max(best_dice, line.at("val_dice").get<double>());
+    MESSAGE("best validation Dice, bf16 channels-last: ", best_dice);
+    CHECK(best_dice > 0.8);  // as the float32 NCHW run above
+    CHECK(io::load_safetensors(dir / "u/best.safetensors").tensors.front().second.dtype() == DType::Float32);
+  }
+
   TEST_CASE("train::mask_scores: Dice and IoU per image and empty against empty is 1") {
     const Tensor logits = Tensor::from_vector({5, 5, -5, -5, /**/ -1, -1, -1, -1, /**/ 1, -1, -1, -1}, {3, 1, 2, 2});
     const Tensor targets = Tensor::from_vector({1, 0, 0, 0, /**/ 0, 0, 0, 0, /**/ 0, 1, 0, 0}, {3, 1, 2, 2});
