@@ -77,8 +77,7 @@ using Options = tools::SettingsAndOptimization<Settings>;
 // SimCLR's defaults at small batch: Adam 3e-4, weight decay 1e-6, cosine decay.
 const tools::OptimizationFlags kSimclrOptimization{"adam", 3e-4, 1e-6, 0.9, "cosine", 30, 0.1, 0, 10, 0.1, 0};
 
-const std::set<std::string> kMayChangeOnResume{"epochs",    "threads", "workers",   "stop_after",   "resume",
-                                               "out",       "device",  "precision", "channels_last"};
+const std::set<std::string> kMayChangeOnResume = tools::may_change_on_resume();
 
 // Backbone and projection head as one module, so the train state holds both.
 class SimClrNet : public nn::Module {

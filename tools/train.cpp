@@ -102,8 +102,7 @@ void make_paths_absolute(Options& o) {
 
 // Only --epochs, --threads, --workers, --device, --precision, --channels-last and --stop-after of a
 // resumed run may change.
-const std::set<std::string> kMayChangeOnResume{"epochs",    "threads", "workers",   "stop_after",   "resume",
-                                               "out",       "device",  "precision", "channels_last"};
+const std::set<std::string> kMayChangeOnResume = tools::may_change_on_resume();
 
 void validate(const Options& o) {
   PNEUMA_CHECK(o.loss == "bce" || o.loss == "focal" || o.loss == "ce", "unknown loss '", o.loss, "' (bce, focal, ce)");

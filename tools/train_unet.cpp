@@ -87,9 +87,8 @@ using Options = tools::SettingsAndOptimization<Settings>;  // optimization: Adam
 
 // A resumed run may run longer, on other threads or another device, in another precision or
 // layout, and predict masks afterwards with other prediction flags; the rest of its settings stay.
-const std::set<std::string> kMayChangeOnResume{
-    "epochs",        "threads",      "workers",   "stop_after", "resume",   "out",          "device",
-    "predict_masks", "predict_data", "threshold", "precision",  "channels_last"};
+const std::set<std::string> kMayChangeOnResume =
+    tools::may_change_on_resume({"predict_masks", "predict_data", "threshold"});
 
 // A U-Net checkpoint: the architecture and input preparation from its metadata.
 struct UNetSpec {

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -63,6 +64,16 @@ inline nlohmann::json merge_resumed_options(const CLI::App& app, const nlohmann:
 // A path as saved in a run's settings: absolute, so --resume works from any folder ("" stays).
 inline std::string absolute_path(const std::string& path) {
   return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
+}
+
+// What every training tool lets a resumed run change: how long and where it runs (epochs, threads,
+// loader workers, device, precision, memory layout, --stop-after) and the folder flags; a tool
+// adds its own (`extra`).
+inline std::set<std::string> may_change_on_resume(std::initializer_list<std::string> extra = {}) {
+  std::set<std::string> keys{"epochs", "threads",   "workers",       "stop_after", "resume",
+                             "out",    "device",    "precision",     "channels_last"};
+  keys.insert(extra.begin(), extra.end());
+  return keys;
 }
 
 // The settings of the run in given.resume (Options: the tool's settings with JSON
