@@ -181,3 +181,12 @@ TEST_CASE("AdamW steps a channels last parameter as its row-major twin") {
   CHECK(results[0] == results[1]);
   CHECK(state_exported[0] == state_exported[1]);
 }
+
+TEST_CASE("flat elementwise loops never take a broadcast operand for a dense one") {
+  // A [1] operand has the strides of a [3] output ({1}) but is broadcast, not walked.
+  const Tensor x = Tensor::from_vector({1, 2, 3}, {3});
+  const Tensor two = Tensor::from_vector({2}, {1});
+  CHECK(eq(x, two).to_vector() == std::vector<double>{0, 1, 0});
+  CHECK(add(two, x).to_vector() == std::vector<double>{3, 4, 5});
+  CHECK(mul(x, two).to_vector() == std::vector<double>{2, 4, 6});
+}
