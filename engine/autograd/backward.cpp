@@ -66,7 +66,8 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
   // holds) is copied.
   const Tensor leaf_tensor(leaf);
   const bool leaf_dense = leaf_tensor.is_non_overlapping_and_dense();
-  const bool in_leaf_layout = leaf_dense ? grad_output.strides() == leaf_tensor.strides() &&
+  const bool in_leaf_layout = leaf_dense ? same_element_offsets(leaf_tensor.shape(), grad_output.strides(),
+                                                                leaf_tensor.strides()) &&
                                                grad_output.is_non_overlapping_and_dense()
                                          : grad_output.is_contiguous();
   const bool sole_owner = grad_output.impl_ptr().use_count() == 1 && grad_output.storage().use_count() == 1 &&

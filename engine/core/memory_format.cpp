@@ -55,6 +55,13 @@ bool has_channels_last_strides(const Shape& shape, const Strides& strides) {
   return true;
 }
 
+bool same_element_offsets(const Shape& shape, const Strides& a, const Strides& b) {
+  if (a.size() != shape.size() || b.size() != shape.size()) return false;
+  for (size_t d = 0; d < shape.size(); ++d)
+    if (shape[d] != 1 && a[d] != b[d]) return false;
+  return true;
+}
+
 bool is_non_overlapping_and_dense(const Shape& shape, const Strides& strides) {
   if (numel_of(shape) == 0) return true;
   std::vector<size_t> order(shape.size());

@@ -22,6 +22,9 @@ bool is_channels_last_contiguous(const Shape& shape, const Strides& strides);
 // Whether the strides order the dims as channels-last (torch's is_channels_last_strides_2d): this
 // decides ambiguous cases such as [N, C, 1, 1], where both contiguity tests hold.
 bool has_channels_last_strides(const Shape& shape, const Strides& strides);
+// Whether two stride lists place every element of `shape` at the same offset (they may differ only
+// on size-1 dims, as a [O, C, 1, 1] weight's row-major and channels-last strides do).
+bool same_element_offsets(const Shape& shape, const Strides& a, const Strides& b);
 // Whether the elements fill numel consecutive slots with no overlap, in any dim order.
 bool is_non_overlapping_and_dense(const Shape& shape, const Strides& strides);
 

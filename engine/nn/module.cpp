@@ -81,11 +81,21 @@ Module& Module::to(MemoryFormat format) {
   return *this;
 }
 
+Module& Module::to(DType dtype) {
+  PNEUMA_CHECK(is_floating(dtype), "Module.to: ", dtype_name(dtype), " is not a floating dtype");
+  for (const auto& [name, tensor] : state_dict()) {
+    if (!is_floating(tensor.dtype()) || tensor.dtype() == dtype) continue;
+    replace_data(tensor, tensor.detach().to(dtype));
+  }
+  return *this;
+}
+
 void Module::replace_data(const Tensor& tensor, const Tensor& data) {
   TensorImpl& impl = tensor.impl();
   impl.storage = data.storage();
   impl.offset = data.offset();
   impl.strides = data.strides();
+  impl.dtype = data.dtype();
   impl.grad.reset();
 }
 

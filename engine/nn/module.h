@@ -37,6 +37,9 @@ class Module {
   // Module.to(memory_format=): conv weights become OHWI in memory for ChannelsLast; gradients are
   // dropped. Other tensors are left as they are.
   Module& to(MemoryFormat format);
+  // Converts every floating parameter and buffer to `dtype` in place, as torch's Module.to(dtype)
+  // (model.double()); integer buffers (num_batches_tracked) stay as they are; gradients are dropped.
+  Module& to(DType dtype);
   // This module (named "") and every descendant, depth-first in registration order, as
   // torch's named_modules(): for per-layer settings such as keeping frozen BN in eval.
   std::vector<std::pair<std::string, Module*>> named_modules();
@@ -51,7 +54,7 @@ class Module {
   }
 
  private:
-  // Points an existing tensor (its identity kept) at new data; drops its gradient.
+  // Points an existing tensor (its identity kept) at new data (its dtype too); drops its gradient.
   static void replace_data(const Tensor& tensor, const Tensor& data);
   void collect(const std::string& prefix, bool parameters, bool buffers, NamedTensors& out) const;
   void collect_modules(const std::string& prefix, std::vector<std::pair<std::string, Module*>>& out);

@@ -156,6 +156,14 @@ TEST_CASE("Module to channels last converts 4-d parameters in place") {
   CHECK(weight.to_vector() == values);
   CHECK_THROWS_WITH_AS(conv.to(MemoryFormat::Preserve), "Module.to: preserve_format is not a layout to convert to",
                        Error);
+  // Module.to(dtype), as model.double(): floating tensors convert in place, keeping their layout.
+  conv.to(kChannelsLast);
+  conv.to(DType::Float64);
+  CHECK(weight.dtype() == DType::Float64);
+  CHECK(weight.strides() == Strides{27, 1, 9, 3});
+  CHECK(weight.to_vector() == values);
+  CHECK(conv.named_parameters()[1].second.dtype() == DType::Float64);
+  CHECK_THROWS_WITH_AS(conv.to(DType::Int64), "Module.to: int64 is not a floating dtype", Error);
 }
 
 TEST_CASE("AdamW steps a channels last parameter as its row-major twin") {
@@ -189,4 +197,18 @@ TEST_CASE("flat elementwise loops never take a broadcast operand for a dense one
   CHECK(eq(x, two).to_vector() == std::vector<double>{0, 1, 0});
   CHECK(add(two, x).to_vector() == std::vector<double>{3, 4, 5});
   CHECK(mul(x, two).to_vector() == std::vector<double>{2, 4, 6});
+}
+
+TEST_CASE("a gradient laid out as its leaf up to size-1 dims is kept in its own strides") {
+  // A 1x1 conv weight is row-major and channels-last at once; a channels-last gradient for it
+  // needs no relayout (same element offsets), only a copy of what the caller still holds.
+  Tensor w = Tensor::randn({4, 3, 1, 1}, 30);
+  w.set_requires_grad(true);
+  const Tensor g = Tensor::randn({4, 3, 1, 1}, 31).clone(kChannelsLast);
+  REQUIRE(g.strides() == Strides{3, 1, 3, 3});
+  w.backward(g);
+  CHECK(w.grad().strides() == g.strides());
+  CHECK_FALSE(w.grad().storage() == g.storage());
+  CHECK(w.grad().to_vector() == g.to_vector());
+  CHECK(w.grad().laid_out_like(w).same(w.grad()));
 }

@@ -18,7 +18,8 @@ namespace {
 // channels-last, ...) are read as flat arrays; anything else (broadcast operands included) goes
 // through the strided iterator.
 bool flat_like(const Tensor& t, const Tensor& out) {
-  return t.shape() == out.shape() && t.strides() == out.strides() && t.is_non_overlapping_and_dense();
+  return t.shape() == out.shape() && same_element_offsets(t.shape(), t.strides(), out.strides()) &&
+         t.is_non_overlapping_and_dense();
 }
 
 // The flat loops of the bfloat16 ops (PNEUMA_BF16_LOOP: with an AVX2 clone); float32/float64 run

@@ -285,7 +285,7 @@ Tensor Tensor::clone(MemoryFormat format) const {
 
 Tensor Tensor::laid_out_like(const Tensor& like) const {
   PNEUMA_CHECK(shape() == like.shape(), "laid_out_like: ", str(), " and ", like.str(), " differ in shape");
-  if (strides() == like.strides() && is_non_overlapping_and_dense()) return *this;
+  if (same_element_offsets(shape(), strides(), like.strides()) && is_non_overlapping_and_dense()) return *this;
   Tensor out = Tensor::empty_strided(shape(), like.strides(), dtype(), device());
   copy_on_device(*this, out);
   return out;
