@@ -26,6 +26,24 @@ std::array<int, 4> dense_strides(const std::array<int, 4>& dims) {
   return strides;
 }
 
+std::array<int, 4> dense_strides(const std::array<int, 4>& dims, ConvLayout layout) {
+  if (layout == ConvLayout::NCHW) return dense_strides(dims);
+  std::array<int, 4> strides{};
+  int64_t stride = 1;
+  for (int d : {1, 3, 2, 0}) {  // C fastest, then W, H, N
+    strides[d] = as_int(stride, "stride");
+    stride *= dims[d];
+  }
+  return strides;
+}
+
+const char* conv_layout_name(ConvLayout layout) { return layout == ConvLayout::NHWC ? "NHWC" : "NCHW"; }
+
+ConvLayout conv_layout(MemoryFormat format) {
+  PNEUMA_CHECK(format != MemoryFormat::Preserve, "conv2d (cuDNN): preserve_format is no layout to run in");
+  return format == MemoryFormat::ChannelsLast ? ConvLayout::NHWC : ConvLayout::NCHW;
+}
+
 std::array<int, 4> nchw_dims(const std::vector<int64_t>& shape) {
   PNEUMA_CHECK(shape.size() == 4, "cuDNN: expected a 4-d NCHW shape, got ", shape.size(), " dims");
   return {as_int(shape[0], "batch"), as_int(shape[1], "channels"), as_int(shape[2], "height"),
@@ -52,8 +70,9 @@ ConvDescriptorSpec conv_descriptor_spec(const ops::ConvGeometry& g, DType dtype,
                  as_int(g.out_w, "width")};
   spec.w_dims = {spec.y_dims[1], as_int(g.in_per_group(), "channels"), as_int(g.kernel_h, "kernel"),
                  as_int(g.kernel_w, "kernel")};
-  spec.x_strides = dense_strides(spec.x_dims);
-  spec.y_strides = dense_strides(spec.y_dims);
+  spec.layout = conv_layout(g.memory_format);
+  spec.x_strides = dense_strides(spec.x_dims, spec.layout);
+  spec.y_strides = dense_strides(spec.y_dims, spec.layout);
   spec.padding = {as_int(g.padding[0], "padding"), as_int(g.padding[1], "padding")};
   spec.stride = {as_int(g.stride[0], "stride"), as_int(g.stride[1], "stride")};
   spec.dilation = {as_int(g.dilation[0], "dilation"), as_int(g.dilation[1], "dilation")};
@@ -63,11 +82,11 @@ ConvDescriptorSpec conv_descriptor_spec(const ops::ConvGeometry& g, DType dtype,
   return spec;
 }
 
-ConvKey conv_key(ConvPass pass, const ops::ConvGeometry& g, DType dtype, ConvLayout layout, bool tf32) {
+ConvKey conv_key(ConvPass pass, const ops::ConvGeometry& g, DType dtype, bool tf32) {
   ConvKey key;
   key.pass = pass;
   key.dtype = dtype;
-  key.layout = layout;
+  key.layout = conv_layout(g.memory_format);
   key.tf32 = dtype == DType::Float32 && tf32;  // the switch changes nothing for float64
   key.shape = {g.batch, g.in_channels, g.in_h, g.in_w, g.out_channels, g.kernel_h, g.kernel_w};
   key.conv = {g.padding[0], g.padding[1], g.stride[0], g.stride[1], g.dilation[0], g.dilation[1], g.groups};
@@ -79,7 +98,7 @@ std::string conv_key_str(const ConvKey& key) {
   const auto& s = key.shape;
   const auto& c = key.conv;
   out << "conv2d " << conv_pass_name(key.pass) << " " << dtype_name(key.dtype) << (key.tf32 ? " (tf32)" : "")
-      << " NCHW x[" << s[0] << ", " << s[1] << ", " << s[2] << ", " << s[3] << "] w[" << s[4] << ", "
+      << " " << conv_layout_name(key.layout) << " x[" << s[0] << ", " << s[1] << ", " << s[2] << ", " << s[3] << "] w[" << s[4] << ", "
       << s[1] / c[6] << ", " << s[5] << ", " << s[6] << "] padding (" << c[0] << ", " << c[1] << ") stride (" << c[2]
       << ", " << c[3] << ") dilation (" << c[4] << ", " << c[5] << ") groups " << c[6];
   return out.str();

@@ -24,14 +24,19 @@ namespace pneuma::cuda {
 enum class ConvPass : uint8_t { Forward, BackwardData, BackwardFilter };
 const char* conv_pass_name(ConvPass pass);
 
-// Memory layout of the activations; only NCHW exists so far, the key makes room for channels-last.
-enum class ConvLayout : uint8_t { NCHW };
+// Memory layout of a convolution's tensors: NCHW activations with an OIHW filter, or NHWC
+// (channels-last) activations with an OHWI filter. cuDNN's fast NHWC kernels want the filter in
+// the activations' layout, which conv.cpp provides (ConvGeometry::memory_format covers all of them).
+enum class ConvLayout : uint8_t { NCHW, NHWC };
+const char* conv_layout_name(ConvLayout layout);
+ConvLayout conv_layout(MemoryFormat format);  // Contiguous or ChannelsLast
 
 // The dims and strides cuDNN's tensor, filter and convolution descriptors are set with.
 struct ConvDescriptorSpec {
-  std::array<int, 4> x_dims{}, x_strides{};  // [N, C, H, W]
-  std::array<int, 4> y_dims{}, y_strides{};  // [N, O, OH, OW]
-  std::array<int, 4> w_dims{};               // [O, C / groups, KH, KW], dense
+  ConvLayout layout = ConvLayout::NCHW;
+  std::array<int, 4> x_dims{}, x_strides{};  // [N, C, H, W], strides of the layout
+  std::array<int, 4> y_dims{}, y_strides{};  // [N, O, OH, OW], strides of the layout
+  std::array<int, 4> w_dims{};               // [O, C / groups, KH, KW], dense in the layout (OIHW or OHWI)
   std::array<int, 2> padding{}, stride{}, dilation{};
   int groups = 1;
   // float32 with TF32 off runs in plain FMA math (cuDNN would use TF32 tensor cores otherwise);
@@ -48,9 +53,11 @@ DType conv_compute_dtype(DType dtype);
 // Throws when a size does not fit cuDNN's int.
 ConvDescriptorSpec conv_descriptor_spec(const ops::ConvGeometry& g, DType dtype, bool tf32);
 
-// A 4-d shape as cuDNN's int dims (checked), and the strides of a dense tensor of those dims.
+// A 4-d shape as cuDNN's int dims (checked), and the strides of a dense tensor of those dims,
+// NCHW (row-major) or NHWC ([H*W*C, 1, W*C, C], still indexed by the NCHW dims).
 std::array<int, 4> nchw_dims(const std::vector<int64_t>& shape);
 std::array<int, 4> dense_strides(const std::array<int, 4>& dims);
+std::array<int, 4> dense_strides(const std::array<int, 4>& dims, ConvLayout layout);
 
 struct ConvKey {
   ConvPass pass = ConvPass::Forward;
@@ -62,7 +69,8 @@ struct ConvKey {
   auto operator<=>(const ConvKey&) const = default;
 };
 
-ConvKey conv_key(ConvPass pass, const ops::ConvGeometry& g, DType dtype, ConvLayout layout, bool tf32);
+// The layout comes from g.memory_format.
+ConvKey conv_key(ConvPass pass, const ops::ConvGeometry& g, DType dtype, bool tf32);
 std::string conv_key_str(const ConvKey& key);
 
 // One algorithm cuDNN offers for a problem, in cuDNN's order of preference.

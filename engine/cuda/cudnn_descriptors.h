@@ -29,6 +29,10 @@ inline cudnnMathType_t cudnn_math_type(DType dtype, bool allow_tensor_cores) {
   return dtype == DType::Float32 || dtype == DType::BFloat16 ? CUDNN_TENSOR_OP_MATH : CUDNN_DEFAULT_MATH;
 }
 
+inline cudnnTensorFormat_t cudnn_tensor_format(ConvLayout layout) {
+  return layout == ConvLayout::NHWC ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+}
+
 class TensorDescriptor {
  public:
   TensorDescriptor() { PNEUMA_CUDNN_CHECK(cudnnCreateTensorDescriptor(&descriptor_)); }
@@ -55,10 +59,11 @@ class FilterDescriptor {
   FilterDescriptor(const FilterDescriptor&) = delete;
   FilterDescriptor& operator=(const FilterDescriptor&) = delete;
 
-  // dims [out_channels, in_channels / groups, kernel_h, kernel_w], dense NCHW (OIHW).
-  void set(DType dtype, const std::array<int, 4>& dims) {
-    PNEUMA_CUDNN_CHECK(cudnnSetFilter4dDescriptor(descriptor_, cudnn_data_type(dtype), CUDNN_TENSOR_NCHW, dims[0],
-                                                  dims[1], dims[2], dims[3]));
+  // dims [out_channels, in_channels / groups, kernel_h, kernel_w] (cuDNN takes them in this order
+  // for either format), dense OIHW for NCHW and OHWI for NHWC.
+  void set(DType dtype, const std::array<int, 4>& dims, ConvLayout layout) {
+    PNEUMA_CUDNN_CHECK(cudnnSetFilter4dDescriptor(descriptor_, cudnn_data_type(dtype), cudnn_tensor_format(layout),
+                                                  dims[0], dims[1], dims[2], dims[3]));
   }
   cudnnFilterDescriptor_t get() const { return descriptor_; }
 
@@ -97,7 +102,7 @@ struct ConvDescriptors {
   ConvDescriptors(const ConvDescriptorSpec& spec, DType dtype) {
     x.set(dtype, spec.x_dims, spec.x_strides);
     y.set(dtype, spec.y_dims, spec.y_strides);
-    w.set(dtype, spec.w_dims);
+    w.set(dtype, spec.w_dims, spec.layout);
     conv.set(spec, dtype);
   }
 };

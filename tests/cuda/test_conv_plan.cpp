@@ -19,7 +19,6 @@
 using namespace pneuma;
 using cuda::AlgorithmCandidate;
 using cuda::ConvKey;
-using cuda::ConvLayout;
 using cuda::ConvPass;
 
 namespace {
@@ -89,19 +88,19 @@ TEST_CASE("conv plan: descriptor shapes follow the geometry") {
 
 TEST_CASE("conv plan: problem keys") {
   const ops::ConvGeometry& g = kGeometries[2];
-  const ConvKey key = cuda::conv_key(ConvPass::Forward, g, DType::Float32, ConvLayout::NCHW, false);
-  CHECK(key == cuda::conv_key(ConvPass::Forward, g, DType::Float32, ConvLayout::NCHW, false));
-  CHECK(key != cuda::conv_key(ConvPass::BackwardData, g, DType::Float32, ConvLayout::NCHW, false));
-  CHECK(key != cuda::conv_key(ConvPass::Forward, g, DType::Float64, ConvLayout::NCHW, false));
-  CHECK(key != cuda::conv_key(ConvPass::Forward, g, DType::Float32, ConvLayout::NCHW, true));
+  const ConvKey key = cuda::conv_key(ConvPass::Forward, g, DType::Float32, false);
+  CHECK(key == cuda::conv_key(ConvPass::Forward, g, DType::Float32, false));
+  CHECK(key != cuda::conv_key(ConvPass::BackwardData, g, DType::Float32, false));
+  CHECK(key != cuda::conv_key(ConvPass::Forward, g, DType::Float64, false));
+  CHECK(key != cuda::conv_key(ConvPass::Forward, g, DType::Float32, true));
   // TF32 does not split float64 problems.
-  CHECK(cuda::conv_key(ConvPass::Forward, g, DType::Float64, ConvLayout::NCHW, true) ==
-        cuda::conv_key(ConvPass::Forward, g, DType::Float64, ConvLayout::NCHW, false));
+  CHECK(cuda::conv_key(ConvPass::Forward, g, DType::Float64, true) ==
+        cuda::conv_key(ConvPass::Forward, g, DType::Float64, false));
   // Every geometry field matters.
   auto changed = [&](auto change) {
     ops::ConvGeometry other = g;
     change(other);
-    return cuda::conv_key(ConvPass::Forward, other, DType::Float32, ConvLayout::NCHW, false);
+    return cuda::conv_key(ConvPass::Forward, other, DType::Float32, false);
   };
   CHECK(key != changed([](auto& o) { o.batch += 1; }));
   CHECK(key != changed([](auto& o) { o.in_channels += 8; }));
@@ -114,6 +113,7 @@ TEST_CASE("conv plan: problem keys") {
   CHECK(key != changed([](auto& o) { o.stride[0] = 1; }));
   CHECK(key != changed([](auto& o) { o.dilation[1] = 1; }));
   CHECK(key != changed([](auto& o) { o.groups = 2; }));
+  CHECK(key != changed([](auto& o) { o.memory_format = MemoryFormat::ChannelsLast; }));
   CHECK(cuda::conv_key_str(key) ==
         "conv2d forward float32 NCHW x[1, 8, 9, 11] w[8, 2, 3, 3] padding (2, 2) stride (2, 2) dilation (2, 2) groups 4");
 }
@@ -148,9 +148,9 @@ TEST_CASE("conv plan: algorithm choice under a workspace cap") {
 TEST_CASE("conv plan: the algorithm cache searches each problem once") {
   cuda::ConvAlgorithmCache cache;
   int searches = 0;
-  const ConvKey forward = cuda::conv_key(ConvPass::Forward, kGeometries[0], DType::Float32, ConvLayout::NCHW, false);
+  const ConvKey forward = cuda::conv_key(ConvPass::Forward, kGeometries[0], DType::Float32, false);
   const ConvKey backward =
-      cuda::conv_key(ConvPass::BackwardFilter, kGeometries[0], DType::Float32, ConvLayout::NCHW, false);
+      cuda::conv_key(ConvPass::BackwardFilter, kGeometries[0], DType::Float32, false);
   auto search = [&](int algorithm) {
     return [&, algorithm] {
       ++searches;
@@ -163,7 +163,7 @@ TEST_CASE("conv plan: the algorithm cache searches each problem once") {
   CHECK(searches == 2);
   CHECK(cache.size() == 2);
   // A failed search caches nothing.
-  const ConvKey other = cuda::conv_key(ConvPass::Forward, kGeometries[1], DType::Float32, ConvLayout::NCHW, false);
+  const ConvKey other = cuda::conv_key(ConvPass::Forward, kGeometries[1], DType::Float32, false);
   CHECK_THROWS_AS(cache.get_or_search(other, []() -> cuda::AlgorithmChoice { throw Error("no algorithm"); }), Error);
   CHECK(cache.size() == 2);
   CHECK(cache.get_or_search(other, search(9)).algorithm == 9);

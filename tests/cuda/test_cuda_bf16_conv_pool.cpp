@@ -97,8 +97,8 @@ TEST_CASE("conv plan: bfloat16 data computes in float32 with tensor cores") {
   CHECK(cuda::conv_descriptor_spec(g, DType::Float32, false).compute_dtype == DType::Float32);
   CHECK(cuda::conv_descriptor_spec(g, DType::Float64, false).compute_dtype == DType::Float64);
   // Plans are cached per dtype: a bf16 problem never reuses a float32 algorithm choice.
-  const cuda::ConvKey bf16 = cuda::conv_key(cuda::ConvPass::Forward, g, DType::BFloat16, cuda::ConvLayout::NCHW, true);
-  const cuda::ConvKey f32 = cuda::conv_key(cuda::ConvPass::Forward, g, DType::Float32, cuda::ConvLayout::NCHW, true);
+  const cuda::ConvKey bf16 = cuda::conv_key(cuda::ConvPass::Forward, g, DType::BFloat16, true);
+  const cuda::ConvKey f32 = cuda::conv_key(cuda::ConvPass::Forward, g, DType::Float32, true);
   CHECK(bf16 != f32);
   CHECK_FALSE(bf16.tf32);
   CHECK(cuda::conv_key_str(bf16).find("bfloat16") != std::string::npos);

@@ -134,8 +134,21 @@ ConvGeometry conv_transpose_geometry(const Tensor& x, const Tensor& w, const Ten
 Shape input_shape(const ConvGeometry& g) { return {g.batch, g.in_channels, g.in_h, g.in_w}; }
 Shape output_shape(const ConvGeometry& g) { return {g.batch, g.out_channels, g.out_h, g.out_w}; }
 
-Tensor empty_like_shape(const Tensor& like, const Shape& shape) {
-  return Tensor::empty(shape, like.dtype(), like.device());
+// Uninitialized, with like's dtype and device, laid out in format.
+Tensor empty_like_shape(const Tensor& like, const Shape& shape, MemoryFormat format = MemoryFormat::Contiguous) {
+  return Tensor::empty(shape, like.dtype(), like.device(), format);
+}
+
+// The layout a convolution runs in, torch 1.13's rule (mkldnn_conv_use_channels_last and
+// thnn_conv_use_channels_last on the CPU, cudnn_conv_suggest_memory_format on CUDA):
+// channels-last when the 4-d input or the weight suggests it, so a model converted with
+// module.to(ChannelsLast) turns an NCHW batch channels-last at its first conv. cuDNN's rule
+// keeps float64 in NCHW (its NHWC kernels are for float and narrower types).
+MemoryFormat conv_memory_format(const Tensor& x4, const Tensor& w) {
+  if (x4.device().is_cuda() && x4.dtype() == DType::Float64) return MemoryFormat::Contiguous;
+  const bool channels_last = x4.suggest_memory_format() == MemoryFormat::ChannelsLast ||
+                             w.suggest_memory_format() == MemoryFormat::ChannelsLast;
+  return channels_last ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
 }
 
 class Conv2dBackward final : public autograd::Node {
@@ -144,9 +157,10 @@ class Conv2dBackward final : public autograd::Node {
       : g_(g), x_(std::move(x)), w_(std::move(w)), need_x_(need_x), need_w_(need_w), need_b_(need_b) {}
   const char* name() const override { return "conv2d"; }
   std::vector<Tensor> apply(const Tensor& grad) override {
-    const Tensor gy = grad.contiguous();
-    Tensor gx = need_x_ ? empty_like_shape(gy, input_shape(g_)) : Tensor();
-    Tensor gw = need_w_ ? empty_like_shape(gy, input_shapes[1]) : Tensor();
+    const Tensor gy = grad.contiguous(g_.memory_format);
+    // gw takes the layout of the weight the kernels ran with (g_.memory_format too).
+    Tensor gx = need_x_ ? empty_like_shape(gy, input_shape(g_), g_.memory_format) : Tensor();
+    Tensor gw = need_w_ ? empty_like_shape(gy, input_shapes[1], g_.memory_format) : Tensor();
     Tensor gb = need_b_ ? empty_like_shape(gy, {g_.out_channels}) : Tensor();
     kernels_for(gy).backward(x_, w_, gy, gx, gw, gb, g_);
     return {gx, gw, gb};
@@ -170,14 +184,14 @@ class ConvTranspose2dBackward final : public autograd::Node {
   std::vector<Tensor> apply(const Tensor& grad) override {
     // grad has the conv geometry's input shape; the transposed conv's input x is
     // that conv's output, so the roles of forward and backward swap.
-    const Tensor gy = grad.contiguous();
+    const Tensor gy = grad.contiguous(g_.memory_format);
     Tensor gx, gw, gb;
     if (need_x_) {
-      gx = empty_like_shape(gy, output_shape(g_));
+      gx = empty_like_shape(gy, output_shape(g_), g_.memory_format);
       kernels_for(gy).forward(gy, w_, Tensor(), gx, g_);
     }
     if (need_w_) {
-      gw = empty_like_shape(gy, input_shapes[1]);
+      gw = empty_like_shape(gy, input_shapes[1], g_.memory_format);
       kernels_for(gy).backward(gy, Tensor(), x_, Tensor(), gw, Tensor(), g_);
     }
     if (need_b_) {
@@ -214,9 +228,11 @@ Tensor conv2d(const Tensor& input_in, const Tensor& weight_in, const Tensor& bia
   const Tensor bias = autocast::to_lower_precision(bias_in);
   profiler::Scope profile_scope("conv", "conv2d");
   const Tensor x4 = batched("conv2d", input);
-  const ConvGeometry g = conv_geometry(x4, weight, bias, stride, padding, dilation, groups);
-  const Tensor x = x4.contiguous(), w = weight.contiguous(), b = bias.defined() ? bias.contiguous() : bias;
-  Tensor y = empty_like_shape(x, output_shape(g));
+  ConvGeometry g = conv_geometry(x4, weight, bias, stride, padding, dilation, groups);
+  g.memory_format = conv_memory_format(x4, weight);
+  const Tensor x = x4.contiguous(g.memory_format), w = weight.contiguous(g.memory_format);
+  const Tensor b = bias.defined() ? bias.contiguous() : bias;
+  Tensor y = empty_like_shape(x, output_shape(g), g.memory_format);
   kernels_for(x).forward(x, w, b, y, g);
   if (autograd::needs_grad({&x, &w, &b})) {
     const bool need_x = x.requires_grad(), need_w = w.requires_grad(), need_b = b.defined() && b.requires_grad();
@@ -235,10 +251,13 @@ Tensor conv_transpose2d(const Tensor& input_in, const Tensor& weight_in, const T
   const Tensor bias = autocast::to_lower_precision(bias_in);
   profiler::Scope profile_scope("conv", "conv_transpose2d");
   const Tensor x4 = batched("conv_transpose2d", input);
-  const ConvGeometry g =
-      conv_transpose_geometry(x4, weight, bias, stride, padding, output_padding, groups, dilation);
-  const Tensor x = x4.contiguous(), w = weight.contiguous(), b = bias.defined() ? bias.contiguous() : bias;
-  Tensor y = empty_like_shape(x, input_shape(g));
+  ConvGeometry g = conv_transpose_geometry(x4, weight, bias, stride, padding, output_padding, groups, dilation);
+  // torch 1.13's CPU conv_transpose2d (its slow path) returns NCHW whatever the input; cuDNN's and
+  // later torch CPU versions' follow the conv2d rule, which this one follows on both devices.
+  g.memory_format = conv_memory_format(x4, weight);
+  const Tensor x = x4.contiguous(g.memory_format), w = weight.contiguous(g.memory_format);
+  const Tensor b = bias.defined() ? bias.contiguous() : bias;
+  Tensor y = empty_like_shape(x, input_shape(g), g.memory_format);
   kernels_for(x).backward(Tensor(), w, x, y, Tensor(), Tensor(), g);
   if (b.defined()) kernels_for(x).add_channel_bias(y, b);
   if (autograd::needs_grad({&x, &w, &b})) {

@@ -4,6 +4,10 @@
 // kH, kW]) for conv_transpose2d, optional bias [out_channels]. Float32/float64; on the
 // CPU float32 runs through oneDNN unless cpu::fast_path_enabled() is off
 // (engine/cpu/fast_path.h), float64 through the reference loops.
+//
+// Layout (as torch.channels_last): when the input or the weight has channels-last strides the
+// convolution runs in NHWC, natively in oneDNN and cuDNN, and its output and the gradients it
+// sends back are channels-last; otherwise everything is NCHW. cuDNN float64 always runs NCHW.
 #include <array>
 #include <cstdint>
 

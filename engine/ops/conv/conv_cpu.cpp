@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "engine/cpu/copy.h"
 #include "engine/cpu/fast_path.h"
@@ -142,15 +143,29 @@ const T* data_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
-// The reference loops take bfloat16 through their float instantiation: the operands widen
-// exactly, products and sums are float, and each output rounds once on the way back, as in
-// oneDNN's bf16 kernels (f32 accumulation). Summing into bfloat16 would round at every tap.
-Tensor widened(const Tensor& t) { return t.defined() ? t.detach().to(DType::Float32) : t; }
+// The loops index contiguous NCHW/OIHW float32 or float64 data. Other problems run them on
+// contiguous copies in the loops' dtype, and the results are copied into the caller's outputs:
+// channels-last tensors, so that the loops stay the one readable truth for both layouts; and
+// bfloat16 through the float instantiation, where the operands widen exactly, products and sums
+// are float, and each output rounds once on the way back, as in oneDNN's bf16 kernels (f32
+// accumulation). Summing into bfloat16 would round at every tap.
+bool loops_take(const ConvGeometry& g, DType dtype) {
+  return g.memory_format == MemoryFormat::Contiguous && dtype != DType::BFloat16;
+}
 
-Tensor float_like(const Tensor& t) { return t.defined() ? Tensor::empty(t.shape(), DType::Float32) : t; }
+DType loop_dtype(DType dtype) { return dtype == DType::BFloat16 ? DType::Float32 : dtype; }
 
-void narrow_into(const Tensor& wide, const Tensor& out) {
-  if (out.defined()) copy_strided(wide, out);
+ConvGeometry contiguous_geometry(ConvGeometry g) {
+  g.memory_format = MemoryFormat::Contiguous;
+  return g;
+}
+
+Tensor loop_input(const Tensor& t) { return t.defined() ? t.detach().to(loop_dtype(t.dtype())).contiguous() : t; }
+
+Tensor loop_output(const Tensor& t) { return t.defined() ? Tensor::empty(t.shape(), loop_dtype(t.dtype())) : t; }
+
+void copy_result(const Tensor& loop_result, const Tensor& out) {
+  if (out.defined()) copy_strided(loop_result, out);
 }
 
 }  // namespace
@@ -160,10 +175,10 @@ int64_t onednn_conv_calls() { return onednn_calls.load(); }
 namespace reference {
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y, const ConvGeometry& g) {
-  if (x.dtype() == DType::BFloat16) {
-    const Tensor wide_y = float_like(y);
-    conv2d_forward(widened(x), widened(w), widened(b), wide_y, g);
-    return narrow_into(wide_y, y);
+  if (!loops_take(g, x.dtype())) {
+    const Tensor loop_y = loop_output(y);
+    conv2d_forward(loop_input(x), loop_input(w), loop_input(b), loop_y, contiguous_geometry(g));
+    return copy_result(loop_y, y);
   }
   dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
     forward_loops<T>(x.data<T>(), w.data<T>(), data_or_null<T>(b), y.data<T>(), g);
@@ -172,12 +187,12 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Ten
 
 void conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Tensor& gx, const Tensor& gw,
                      const Tensor& gb, const ConvGeometry& g) {
-  if (gy.dtype() == DType::BFloat16) {
-    const Tensor wide_gx = float_like(gx), wide_gw = float_like(gw), wide_gb = float_like(gb);
-    conv2d_backward(widened(x), widened(w), widened(gy), wide_gx, wide_gw, wide_gb, g);
-    narrow_into(wide_gx, gx);
-    narrow_into(wide_gw, gw);
-    return narrow_into(wide_gb, gb);
+  if (!loops_take(g, gy.dtype())) {
+    const Tensor loop_gx = loop_output(gx), loop_gw = loop_output(gw), loop_gb = loop_output(gb);
+    conv2d_backward(loop_input(x), loop_input(w), loop_input(gy), loop_gx, loop_gw, loop_gb, contiguous_geometry(g));
+    copy_result(loop_gx, gx);
+    copy_result(loop_gw, gw);
+    return copy_result(loop_gb, gb);
   }
   dispatch_floating(gy.dtype(), "conv2d backward", [&]<class T>() {
     if (gx.defined()) backward_input_loops<T>(gy.data<T>(), w.data<T>(), gx.data<T>(), g);
@@ -206,29 +221,75 @@ void conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const T
   reference::conv2d_backward(x, w, gy, gx, gw, gb, g);
 }
 
+namespace {
+
+// How a conv's y or gy [N, C, H, W] lies in memory, for the flat loops of the bias add and sum:
+// NCHW is batch * channels planes of `plane` elements, channels-last batch * plane rows of
+// `channels` elements. A tensor that is both (C or H*W is 1) is taken as NCHW, the same memory.
+struct ChannelLayout {
+  int64_t batch, channels, plane;
+  bool rows;  // channels-last
+};
+
+ChannelLayout channel_layout(const Tensor& t, const char* op) {
+  PNEUMA_CHECK(t.dim() == 4 && (t.is_contiguous() || t.is_contiguous(MemoryFormat::ChannelsLast)), op,
+               ": expected a contiguous or channels-last 4-d tensor, got ", t.str(), " with strides ",
+               shape_str(t.strides()));
+  return {t.size(0), t.size(1), t.size(2) * t.size(3), !t.is_contiguous()};
+}
+
+}  // namespace
+
 void add_channel_bias(const Tensor& y, const Tensor& b) {
-  const int64_t batch = y.size(0), channels = y.size(1), plane = y.numel() / std::max<int64_t>(1, batch * channels);
+  const ChannelLayout l = channel_layout(y, "conv_transpose2d bias");
   dispatch_floating_and_bfloat16(y.dtype(), "conv_transpose2d", [&]<class T>() {
     using Math = opmath_t<T>;  // bfloat16 adds in float and rounds once
     T* yp = y.data<T>();
     const T* bp = b.data<T>();
+    const auto add = [](T& out, T bias) { out = static_cast<T>(static_cast<Math>(out) + static_cast<Math>(bias)); };
+    if (l.rows) {
+      parallel_for(
+          l.batch * l.plane,
+          [&](int64_t begin, int64_t end) {
+            for (int64_t row = begin; row < end; ++row)
+              for (int64_t c = 0; c < l.channels; ++c) add(yp[row * l.channels + c], bp[c]);
+          },
+          /*grain=*/std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, l.channels)));
+      return;
+    }
     parallel_for(
-        batch * channels,
+        l.batch * l.channels,
         [&](int64_t begin, int64_t end) {
           for (int64_t item = begin; item < end; ++item) {
-            T* p = yp + item * plane;
-            const Math v = static_cast<Math>(bp[item % channels]);
-            for (int64_t i = 0; i < plane; ++i) p[i] = static_cast<T>(static_cast<Math>(p[i]) + v);
+            T* p = yp + item * l.plane;
+            const T bias = bp[item % l.channels];
+            for (int64_t i = 0; i < l.plane; ++i) add(p[i], bias);
           }
         },
-        /*grain=*/std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, plane)));
+        /*grain=*/std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, l.plane)));
   });
 }
 
 void channel_sum(const Tensor& gy, const Tensor& gb) {
-  const int64_t batch = gy.size(0), channels = gy.size(1), plane = gy.numel() / std::max<int64_t>(1, batch * channels);
+  const ChannelLayout l = channel_layout(gy, "conv bias gradient");
   dispatch_floating_and_bfloat16(gy.dtype(), "conv bias gradient", [&]<class T>() {
-    channel_sum_loops<T>(gy.data<T>(), gb.data<T>(), batch, channels, plane);
+    if (!l.rows) return channel_sum_loops<T>(gy.data<T>(), gb.data<T>(), l.batch, l.channels, l.plane);
+    // Channels-last: each thread sums a range of channels down all rows, reading each row's
+    // slice of its range contiguously.
+    const T* gyp = gy.data<T>();
+    T* gbp = gb.data<T>();
+    const int64_t rows = l.batch * l.plane;
+    parallel_for(
+        l.channels,
+        [&](int64_t begin, int64_t end) {
+          std::vector<opmath_t<T>> acc(end - begin, 0);
+          for (int64_t row = 0; row < rows; ++row) {
+            const T* p = gyp + row * l.channels;
+            for (int64_t c = begin; c < end; ++c) acc[c - begin] += static_cast<opmath_t<T>>(p[c]);
+          }
+          for (int64_t c = begin; c < end; ++c) gbp[c] = static_cast<T>(acc[c - begin]);
+        },
+        /*grain=*/std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, rows)));
   });
 }
 

@@ -105,7 +105,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Ten
   const bool tf32 = context.tf32();
   const ConvDescriptors d(conv_descriptor_spec(g, dtype, tf32), dtype);
   const AlgorithmChoice algorithm =
-      forward_algorithm(context, d, conv_key(ConvPass::Forward, g, dtype, ConvLayout::NCHW, tf32));
+      forward_algorithm(context, d, conv_key(ConvPass::Forward, g, dtype, tf32));
   void* workspace = workspace_for(context, algorithm);
   const Scalars s(dtype);
   PNEUMA_CUDNN_CHECK(cudnnConvolutionForward(context.cudnn(), s.one(), d.x.get(), x.raw_data(), d.w.get(), w.raw_data(),
@@ -129,7 +129,7 @@ void conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const T
   const Scalars s(dtype);
   if (gx.defined()) {
     const AlgorithmChoice algorithm =
-        backward_data_algorithm(context, d, conv_key(ConvPass::BackwardData, g, dtype, ConvLayout::NCHW, tf32));
+        backward_data_algorithm(context, d, conv_key(ConvPass::BackwardData, g, dtype, tf32));
     void* workspace = workspace_for(context, algorithm);
     PNEUMA_CUDNN_CHECK(cudnnConvolutionBackwardData(
         context.cudnn(), s.one(), d.w.get(), w.raw_data(), d.y.get(), gy.raw_data(), d.conv.get(),
@@ -138,7 +138,7 @@ void conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const T
   }
   if (gw.defined()) {
     const AlgorithmChoice algorithm =
-        backward_filter_algorithm(context, d, conv_key(ConvPass::BackwardFilter, g, dtype, ConvLayout::NCHW, tf32));
+        backward_filter_algorithm(context, d, conv_key(ConvPass::BackwardFilter, g, dtype, tf32));
     void* workspace = workspace_for(context, algorithm);
     PNEUMA_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
         context.cudnn(), s.one(), d.x.get(), x.raw_data(), d.y.get(), gy.raw_data(), d.conv.get(),
@@ -148,12 +148,18 @@ void conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const T
   if (gb.defined()) channel_sum(gy, gb);
 }
 
-// cuDNN documents no bfloat16 for cudnnAddTensor and cudnnConvolutionBackwardBias; bfloat16 biases
-// go through the engine's own kernels (float math, one rounding per element).
+// cudnnAddTensor and cudnnConvolutionBackwardBias serve float and double NCHW tensors. cuDNN
+// documents no bfloat16 for them; bfloat16 and channels-last tensors go through the engine's own
+// elementwise and sum kernels instead, which take any strides and walk y in memory order (float
+// math for bfloat16, one rounding per element).
+namespace {
+bool cudnn_bias_takes(const Tensor& t) { return t.dtype() != DType::BFloat16 && t.is_contiguous(); }
+}  // namespace
+
 void add_channel_bias(const Tensor& y, const Tensor& b) {
   op_stream(y.device());
   if (y.numel() == 0) return;
-  if (y.dtype() == DType::BFloat16) {
+  if (!cudnn_bias_takes(y)) {
     const Tensor per_channel = make_view(b, {1, b.numel(), 1, 1}, {0, b.strides()[0], 0, 0}, b.offset());
     return binary_forward(kern::BinaryOp::Add, y, per_channel, y);
   }
@@ -169,7 +175,7 @@ void add_channel_bias(const Tensor& y, const Tensor& b) {
 void channel_sum(const Tensor& gy, const Tensor& gb) {
   const cudaStream_t stream = op_stream(gy.device());
   if (gy.numel() == 0) return zero_fill(gb, stream);
-  if (gy.dtype() == DType::BFloat16) return copy_strided(sum(gy, {0, 2, 3}, false, 1.0), gb);
+  if (!cudnn_bias_takes(gy)) return copy_strided(sum(gy, {0, 2, 3}, false, 1.0), gb);
   DeviceContext& context = DeviceContext::get(gy.device().index);
   const std::array<int, 4> dims = nchw_dims(gy.shape()), channel_dims{1, dims[1], 1, 1};
   const TensorDescriptor gy_desc(gy.dtype(), dims, dense_strides(dims));

@@ -146,7 +146,7 @@ struct BackwardWeightsPlan {
 };
 
 // One way to run a problem: let oneDNN pick blocked layouts (reordering around the
-// call) or force plain NCHW/OIHW (zero-copy), and the algorithm.
+// call) or force the tensors' own plain layouts (zero-copy), and the algorithm.
 struct Variant {
   bool plain;
   dnnl::algorithm algorithm;
@@ -156,27 +156,51 @@ enum class Pass { Forward, BackwardData, BackwardWeights };
 
 // Winograd F(4x4, 3x3) does 2-4x fewer multiplications for 3x3 stride-1 convs; on
 // ResNet shapes it ran 1.3-2.2x faster than direct where the output is at least 7x7
-// and slower on 4x4 and 2x2 outputs (whose tiles are mostly padding).
+// and slower on 4x4 and 2x2 outputs (whose tiles are mostly padding). Against the
+// zero-copy NHWC direct kernels it needs 14x14 (see variants()).
 bool winograd_pays(const ConvGeometry& g) {
+  const int64_t min_out = g.memory_format == MemoryFormat::ChannelsLast ? 14 : 7;
   return g.kernel_h == 3 && g.kernel_w == 3 && g.stride == std::array<int64_t, 2>{1, 1} &&
-         g.dilation == std::array<int64_t, 2>{1, 1} && g.groups == 1 && g.out_h >= 7 && g.out_w >= 7;
+         g.dilation == std::array<int64_t, 2>{1, 1} && g.groups == 1 && g.out_h >= min_out && g.out_w >= min_out;
 }
 
-// The variants to try, best first. With fewer than 16 input channels per group the
-// blocked backward-data kernel computes padding channels (the 3-channel stem spent
-// 2-3x longer than oneDNN's GEMM-based kernel on plain layouts). Plain direct comes
-// last: it always exists, through GEMM. oneDNN's Winograd is float32 only.
+// The variants to try, best first; oneDNN's Winograd is float32 only.
 // PNEUMA_ONEDNN_CONV_LAYOUT=any|plain and PNEUMA_ONEDNN_CONV_ALGO=direct|winograd force a
 // choice, for measurements.
+//
+// NCHW: with fewer than 16 input channels per group the blocked backward-data kernel
+// computes padding channels (the 3-channel stem spent 2-3x longer than oneDNN's GEMM-based
+// kernel on plain layouts). Plain direct comes last: it always exists, through GEMM.
+//
+// NHWC: plain direct (oneDNN's brgemm/JIT NHWC kernels on the tensors themselves) first, except
+// Winograd where it pays. Measured on ResNet shapes, batch 8, one thread (AMD EPYC Zen 4 with
+// AVX512-BF16, oneDNN 2.6), ms forward / backward-data / backward-weights, min of 7:
+//                        f32 plain          f32 blocked        f32 Winograd       bf16 plain         bf16 blocked
+//   stem 7x7 s2 3->64    8.7 / -   / 14.1   12.2 / -   / 15.8                      6.4 / -   / 6.5    7.1 / -   / 8.7
+//   3x3 64 @56           8.4 / 9.1 / 10.2    9.7 / 9.7 / 10.7   5.5 / 5.2 / 6.3   4.2 / 4.2 / 5.3    4.5 / 4.6 / 5.5
+//   3x3 s2 64->128 @56   4.3 / 4.8 / 6.5     5.6 / 5.7 / 6.0                      2.2 / 2.3 / 3.0    2.3 / 2.6 / 3.1
+//   1x1 s2 64->128 @56   0.5 / 0.8 / 0.6     1.4 / 1.5 / 1.7                      0.3 / 0.3 / 0.3    0.6 / 0.7 / 0.7
+//   3x3 256 @14          8.0 / 8.7 / 8.6     9.0 / 8.9 / 9.3    6.5 / 5.8 / 5.4   4.0 / 4.4 / 4.7    4.7 / 4.7 / 4.9
+//   3x3 512 @7           8.8 / 9.6 / 10.4   11.3 /10.7 / 11.7  12.7 /13.9 / 9.6   4.6 / 6.0 / 6.9    4.7 / 5.9 / 6.8
+//   3x3 128 @28          8.2 / 9.0 / 9.2     8.8 / 8.9 / 9.3    4.9 / 5.1 / 5.0   4.0 / 4.1 / 4.8    4.4 / 4.6 / 5.2
+//   1x1 64->256 @56      4.2 / 6.1 / 8.4     6.8 / 7.5 / 8.0                      2.4 / 2.2 / 3.0    3.5 / 4.1 / 6.2
+//   1x1 256->64 @56      4.8 / 5.3 / 5.6     7.4 / 7.0 / 9.5                      2.0 / 2.0 / 3.1    3.7 / 3.3 / 6.2
+//   1x1 1024->256 @14    3.9 / 4.7 / 4.4     4.4 / 4.5 / 4.6                      2.0 / 1.9 / 2.5    2.3 / 2.4 / 2.7
+//   1x1 2048->512 @7     5.2 / 4.6 / 4.9     4.3 / 4.4 / 4.6                      2.9 / 2.1 / 3.1    2.4 / 2.5 / 3.2
+// ("blocked": oneDNN's own layouts with reorders around the call.) NCHW with the NCHW order,
+// for comparison: f32 stem 12.1 / - / 13.7, 1x1 64->256 6.6 / 6.6 / 6.6; bf16 stem 8.4 / - / 8.7,
+// 1x1 64->256 4.7 / 4.7 / 6.6.
 std::vector<Variant> variants(const ConvGeometry& g, Pass pass, memory::data_type data_type) {
   static const char* forced_layout = std::getenv("PNEUMA_ONEDNN_CONV_LAYOUT");
   static const char* forced_algorithm = std::getenv("PNEUMA_ONEDNN_CONV_ALGO");
   const auto direct = dnnl::algorithm::convolution_direct, winograd = dnnl::algorithm::convolution_winograd;
   std::vector<Variant> list;
-  if (pass == Pass::BackwardData && g.in_per_group() < 16) list.push_back({true, direct});
+  const bool channels_last = g.memory_format == MemoryFormat::ChannelsLast;
+  if (!channels_last && pass == Pass::BackwardData && g.in_per_group() < 16) list.push_back({true, direct});
   if (data_type == memory::data_type::f32 && winograd_pays(g)) list.push_back({false, winograd});
+  if (channels_last) list.push_back({true, direct});
   list.push_back({false, direct});
-  list.push_back({true, direct});
+  list.push_back({true, direct});  // a repeat for NHWC, dropped below
   std::vector<Variant> chosen;
   for (Variant v : list) {
     if (forced_layout != nullptr) v.plain = std::strcmp(forced_layout, "plain") == 0;
@@ -195,23 +219,32 @@ struct Descs {
   dnnl::algorithm algorithm;
 };
 
-// Every tensor of a problem has the problem's data type (f32 or bf16), bias and gradients included.
+// Every tensor of a problem has the problem's data type (f32 or bf16), bias and gradients included,
+// and the problem's layout: NCHW activations with OIHW weights, or NHWC with OHWI.
 Descs make_descs(const ConvGeometry& g, const Variant& variant, memory::data_type data_type) {
   const auto plain_desc = [&](const memory::dims& dims, Tag tag) { return memory::desc(dims, data_type, tag); };
+  const bool channels_last = g.memory_format == MemoryFormat::ChannelsLast;
+  const Tag activation_tag = channels_last ? Tag::nhwc : Tag::nchw;
+  // A channels-last [O, C/groups, kH, kW] buffer is group-major OHWI: gohwi split into groups.
+  const Tag weights_tag = g.groups == 1 ? (channels_last ? Tag::ohwi : Tag::oihw)
+                                        : (channels_last ? Tag::gohwi : Tag::goihw);
   Descs d;
   const memory::dims src{g.batch, g.in_channels, g.in_h, g.in_w};
   const memory::dims dst{g.batch, g.out_channels, g.out_h, g.out_w};
-  // A plain OIHW buffer is goihw when split into groups.
+  // The weight dims split into groups when there are several.
   const memory::dims weights =
       g.groups == 1 ? memory::dims{g.out_channels, g.in_per_group(), g.kernel_h, g.kernel_w}
                     : memory::dims{g.groups, g.out_per_group(), g.in_per_group(), g.kernel_h, g.kernel_w};
-  d.src = plain_desc(src, Tag::nchw);
-  d.dst = plain_desc(dst, Tag::nchw);
-  d.weights = plain_desc(weights, g.groups == 1 ? Tag::oihw : Tag::goihw);
+  d.src = plain_desc(src, activation_tag);
+  d.dst = plain_desc(dst, activation_tag);
+  d.weights = plain_desc(weights, weights_tag);
   d.bias = plain_desc({g.out_channels}, Tag::x);
   d.src_prim = variant.plain ? d.src : plain_desc(src, Tag::any);
   d.dst_prim = variant.plain ? d.dst : plain_desc(dst, Tag::any);
-  d.weights_prim = variant.plain ? d.weights : plain_desc(weights, Tag::any);
+  // oneDNN 2.6 runs plain NHWC activations with its own weight layouts only (OHWI weights land
+  // on its reference kernel), so the NHWC plain variant lets it pick the weights' layout: a
+  // reorder of the small weight tensor, the activations still zero-copy.
+  d.weights_prim = variant.plain && !channels_last ? d.weights : plain_desc(weights, Tag::any);
   d.algorithm = variant.algorithm;
   d.strides = {g.stride[0], g.stride[1]};
   d.dilates = {g.dilation[0] - 1, g.dilation[1] - 1};  // oneDNN counts the gaps
@@ -320,12 +353,13 @@ std::shared_ptr<const BackwardWeightsPlan> make_backward_weights(const ConvGeome
 
 // ---- the cache
 
-using Key = std::array<int64_t, 18>;
+using Key = std::array<int64_t, 19>;
 
 Key make_key(const ConvGeometry& g, bool with_bias, memory::data_type data_type) {
   return {g.batch,       g.in_channels, g.in_h,        g.in_w,      g.out_channels, g.out_h,
           g.out_w,       g.kernel_h,    g.kernel_w,    g.stride[0], g.stride[1],    g.padding[0],
-          g.padding[1],  g.dilation[0], g.dilation[1], g.groups,    with_bias,      static_cast<int64_t>(data_type)};
+          g.padding[1],  g.dilation[0], g.dilation[1], g.groups,    with_bias,      static_cast<int64_t>(data_type),
+          static_cast<int64_t>(g.memory_format)};
 }
 
 // The oneDNN data type of a problem's tensors (the caller passes float32 or bfloat16 only).

@@ -1,7 +1,8 @@
 #pragma once
 // oneDNN float32 and bfloat16 convolutions (every tensor of a call in one of the two dtypes;
 // bfloat16 accumulates in f32 inside oneDNN): primitives cached per problem and dtype, one
-// engine, blocked layouts chosen by oneDNN with reorders from/to the plain NCHW/OIHW tensors.
+// engine, blocked layouts chosen by oneDNN with reorders from/to the plain tensors (NCHW/OIHW,
+// or NHWC/OHWI for channels-last problems), or the plain layouts themselves where faster.
 // Each call returns false when oneDNN has no implementation for the problem, and the
 // caller runs the reference loops instead.
 #include "engine/core/tensor.h"
