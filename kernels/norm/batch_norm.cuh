@@ -8,6 +8,10 @@
 //   - backward: one block per channel sums g and g * (x - mean), writes the weight and bias
 //     gradients and the channel's input-gradient terms; an elementwise kernel then writes dx;
 //   - running statistics: momentum update per channel.
+// An input with S == 1 is a contiguous [R, C] array of rows: a channels-last (NHWC) input, R =
+// N * H * W, or an [N, C] one. Its statistics and gradient sums are column reductions, which the
+// row kernels below compute with coalesced reads along C (the launchers taking R and C); apply and
+// the input gradient are the elementwise kernels above with S = 1.
 // Math: kernels/norm/batch_norm_math.cuh (the CPU loops' expressions).
 #pragma once
 
@@ -34,6 +38,51 @@ inline void check_batch_norm_geometry(const char* launcher, std::int64_t N, std:
 inline unsigned channel_grid(std::int64_t C) {
     return static_cast<unsigned>(C < 1 ? 1 : (C < 2147483647 ? C : 2147483647));
 }
+
+// ---- Row geometry ([R, C] inputs)
+// Thread blocks of kRowTileChannels x kRowTileRows: threadIdx.x walks consecutive channels, so a
+// warp reads 32 adjacent elements of a row, and threadIdx.y interleaves the rows of the block's
+// split. blockIdx.x picks the tile of channels, blockIdx.y the split of the rows, so that a few
+// channels over many rows (64 channels of 256 x 112 x 112 positions) still fill the GPU. Each block
+// writes one partial per channel for its split; a second kernel adds the splits per channel in
+// order: deterministic, as the one-block-per-channel reductions.
+inline constexpr unsigned kRowTileChannels = 32;
+inline constexpr unsigned kRowTileRows = 8;
+inline constexpr std::int64_t kRowsPerSplit = 64;
+inline constexpr std::int64_t kMaxRowSplits = 512;
+
+inline unsigned row_splits(std::int64_t R) {
+    const std::int64_t splits = (R + kRowsPerSplit - 1) / kRowsPerSplit;
+    return static_cast<unsigned>(splits < 1 ? 1 : (splits < kMaxRowSplits ? splits : kMaxRowSplits));
+}
+
+inline unsigned row_channel_tiles(std::int64_t C) {
+    return static_cast<unsigned>((C + kRowTileChannels - 1) / kRowTileChannels);
+}
+
+struct RowRange {
+    std::int64_t begin, end;
+};
+
+// The rows of split `split` of R rows cut into `splits` (the last ones may be empty).
+PNEUMA_HD inline RowRange row_split_range(std::int64_t R, std::int64_t splits, std::int64_t split) {
+    const std::int64_t per = (R + splits - 1) / splits;
+    const std::int64_t begin = split * per < R ? split * per : R;
+    return {begin, begin + per < R ? begin + per : R};
+}
+
+// How many rows of a split thread row `t` (threadIdx.y) visits.
+PNEUMA_HD inline std::int64_t rows_of_thread(const RowRange& range, unsigned t) {
+    const std::int64_t n = range.end - range.begin - static_cast<std::int64_t>(t);
+    return n > 0 ? (n + kRowTileRows - 1) / kRowTileRows : 0;
+}
+
+// One split's partial of a column: for the statistics, the sum of its values and of their squared
+// deviations from its own mean; for the backward, sum(g) and sum(g * (x - mean)).
+template <class A>
+struct BatchNormColumnPartial {
+    A first, second;
+};
 
 inline namespace PNEUMA_KERNEL_ABI {
 
@@ -155,6 +204,132 @@ __global__ void batch_norm_update_running_kernel(P* running_mean, std::int64_t m
     }
 }
 
+// ---- Row kernels ([R, C] inputs; launched with kRowTileChannels x kRowTileRows threads) ----
+
+// Per split and channel: the sum of the values and of their squared deviations from the split's
+// mean. Each thread shifts its values by its first one, so that its sums of squares do not cancel
+// when |mean| >> std; the threads of a column then combine as the splits do in
+// batch_norm_rows_stats_kernel.
+template <class T>
+__global__ void batch_norm_rows_moments_kernel(const T* x, std::int64_t R, std::int64_t C,
+                                               BatchNormColumnPartial<batch_norm_acc_t<T>>* partials) {
+    using A = batch_norm_acc_t<T>;
+    PNEUMA_SHARED(A, thread_sums, kRowTileRows * kRowTileChannels);
+    PNEUMA_SHARED(A, thread_squares, kRowTileRows * kRowTileChannels);
+    const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * kRowTileChannels + threadIdx.x;
+    const RowRange range = row_split_range(R, gridDim.y, blockIdx.y);
+    A shift = 0, sum = 0, squares = 0;
+    std::int64_t count = 0;
+    if (c < C) {
+        std::int64_t r = range.begin + threadIdx.y;
+        if (r < range.end) shift = static_cast<A>(x[r * C + c]);
+        for (; r < range.end; r += kRowTileRows) {
+            const A d = static_cast<A>(x[r * C + c]) - shift;
+            sum += d;
+            squares += d * d;
+            ++count;
+        }
+    }
+    const unsigned slot = threadIdx.y * kRowTileChannels + threadIdx.x;
+    thread_sums[slot] = static_cast<A>(count) * shift + sum;
+    thread_squares[slot] = count > 0 ? squares - sum * sum / static_cast<A>(count) : A(0);
+    __syncthreads();
+    if (threadIdx.y != 0 || c >= C) return;
+    A total = 0;
+    for (unsigned t = 0; t < kRowTileRows; ++t) total += thread_sums[t * kRowTileChannels + threadIdx.x];
+    const std::int64_t rows = range.end - range.begin;
+    const A mean = rows > 0 ? total / static_cast<A>(rows) : A(0);
+    A deviation = 0;
+    for (unsigned t = 0; t < kRowTileRows; ++t) {
+        const std::int64_t n = rows_of_thread(range, t);
+        if (n == 0) continue;
+        const A d = thread_sums[t * kRowTileChannels + threadIdx.x] / static_cast<A>(n) - mean;
+        deviation += thread_squares[t * kRowTileChannels + threadIdx.x] + static_cast<A>(n) * d * d;
+    }
+    partials[static_cast<std::int64_t>(blockIdx.y) * C + c] = {total, deviation};
+}
+
+// Mean and biased variance per channel from the splits' partials, added in split order: the mean
+// is the total over R, the squared deviations from it each split's own plus n_s (mean_s - mean)^2
+// (Chan et al.), as the CPU loops combine their blocks.
+template <class T>
+__global__ void batch_norm_rows_stats_kernel(const BatchNormColumnPartial<batch_norm_acc_t<T>>* partials,
+                                             std::int64_t R, std::int64_t C, std::int64_t splits, opmath_t<T>* mean,
+                                             opmath_t<T>* var) {
+    using A = batch_norm_acc_t<T>;
+    for (std::int64_t c = grid_stride_begin(); c < C; c += grid_stride_step()) {
+        A total = 0;
+        for (std::int64_t s = 0; s < splits; ++s) total += partials[s * C + c].first;
+        const A mu = total / static_cast<A>(R);
+        A deviation = 0;
+        for (std::int64_t s = 0; s < splits; ++s) {
+            const RowRange range = row_split_range(R, splits, s);
+            const std::int64_t n = range.end - range.begin;
+            if (n == 0) continue;
+            const A d = partials[s * C + c].first / static_cast<A>(n) - mu;
+            deviation += partials[s * C + c].second + static_cast<A>(n) * d * d;
+        }
+        mean[c] = static_cast<opmath_t<T>>(mu);
+        var[c] = static_cast<opmath_t<T>>(deviation / static_cast<A>(R));
+    }
+}
+
+// Per split and channel: sum(g) and, when x is given, sum(g * (x - mean)).
+template <class T>
+__global__ void batch_norm_rows_grad_sums_kernel(const T* x, const T* g, std::int64_t R, std::int64_t C,
+                                                 const opmath_t<T>* mean,
+                                                 BatchNormColumnPartial<batch_norm_acc_t<T>>* partials) {
+    using A = batch_norm_acc_t<T>;
+    PNEUMA_SHARED(A, thread_g, kRowTileRows * kRowTileChannels);
+    PNEUMA_SHARED(A, thread_dot, kRowTileRows * kRowTileChannels);
+    const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * kRowTileChannels + threadIdx.x;
+    const RowRange range = row_split_range(R, gridDim.y, blockIdx.y);
+    A sum_g = 0, dot = 0;
+    if (c < C) {
+        const A mu = x != nullptr ? static_cast<A>(mean[c]) : A(0);
+        for (std::int64_t r = range.begin + threadIdx.y; r < range.end; r += kRowTileRows) {
+            const A gv = static_cast<A>(g[r * C + c]);
+            sum_g += gv;
+            if (x != nullptr) dot += gv * (static_cast<A>(x[r * C + c]) - mu);
+        }
+    }
+    const unsigned slot = threadIdx.y * kRowTileChannels + threadIdx.x;
+    thread_g[slot] = sum_g;
+    thread_dot[slot] = dot;
+    __syncthreads();
+    if (threadIdx.y != 0 || c >= C) return;
+    A total_g = 0, total_dot = 0;
+    for (unsigned t = 0; t < kRowTileRows; ++t) {
+        total_g += thread_g[t * kRowTileChannels + threadIdx.x];
+        total_dot += thread_dot[t * kRowTileChannels + threadIdx.x];
+    }
+    partials[static_cast<std::int64_t>(blockIdx.y) * C + c] = {total_g, total_dot};
+}
+
+// The splits' gradient sums added in order per channel; writes what batch_norm_backward_reduce_kernel
+// writes. with_x: the partials hold sum(g * (x - mean)) and var is read.
+template <class T, class P = T>
+__global__ void batch_norm_rows_backward_kernel(const BatchNormColumnPartial<batch_norm_acc_t<T>>* partials,
+                                                std::int64_t R, std::int64_t C, std::int64_t splits,
+                                                const opmath_t<T>* var, const P* weight, double eps, bool training,
+                                                bool with_x, P* dweight, P* dbias,
+                                                BatchNormGradTerms<batch_norm_acc_t<T>>* terms) {
+    using A = batch_norm_acc_t<T>;
+    for (std::int64_t c = grid_stride_begin(); c < C; c += grid_stride_step()) {
+        A sum_g = 0, dot = 0;
+        for (std::int64_t s = 0; s < splits; ++s) {
+            sum_g += partials[s * C + c].first;
+            dot += partials[s * C + c].second;
+        }
+        if (dbias != nullptr) dbias[c] = static_cast<P>(sum_g);
+        if (!with_x) continue;
+        if (dweight != nullptr) dweight[c] = static_cast<P>(dot * batch_norm_invstd<A>(var[c], eps));
+        if (terms != nullptr) {
+            terms[c] = batch_norm_grad_terms<A>(var[c], weight, c, eps, training, sum_g, dot, static_cast<A>(R));
+        }
+    }
+}
+
 // ---- Launchers ----
 // P is never deduced from the pointers (nullptr has no pointee type): it is T unless given.
 template <class P>
@@ -207,6 +382,53 @@ void launch_batch_norm_backward(const T* x, const T* g, std::int64_t N, std::int
     auto input = &batch_norm_backward_input_kernel<T>;
     PNEUMA_LAUNCH(input, elementwise_blocks(n), kElementwiseThreads, 0, stream, x, g, mean,
                   static_cast<const BatchNormGradTerms<batch_norm_acc_t<T>>*>(terms), N, C, S, training, dx);
+}
+
+// Statistics of a contiguous [R, C] input (S == 1); partials: row_splits(R) * C entries of scratch.
+template <class T>
+void launch_batch_norm_rows_stats(const T* x, std::int64_t R, std::int64_t C, NoDeduce<opmath_t<T>>* mean,
+                                  NoDeduce<opmath_t<T>>* var,
+                                  BatchNormColumnPartial<batch_norm_acc_t<T>>* partials, Stream stream) {
+    check_batch_norm_geometry("launch_batch_norm_rows_stats", R, C, 1);
+    if (C == 0) return;
+    const unsigned splits = row_splits(R);
+    auto moments = &batch_norm_rows_moments_kernel<T>;
+    PNEUMA_LAUNCH(moments, dim3(row_channel_tiles(C), splits), dim3(kRowTileChannels, kRowTileRows), 0, stream, x, R, C,
+                  partials);
+    auto stats = &batch_norm_rows_stats_kernel<T>;
+    PNEUMA_LAUNCH(stats, elementwise_blocks(C), kElementwiseThreads, 0, stream,
+                  static_cast<const BatchNormColumnPartial<batch_norm_acc_t<T>>*>(partials), R, C,
+                  static_cast<std::int64_t>(splits), mean, var);
+}
+
+// launch_batch_norm_backward for a contiguous [R, C] input (S == 1), with row_splits(R) * C
+// partials of scratch besides the terms.
+template <class T, class P = T>
+void launch_batch_norm_rows_backward(const T* x, const T* g, std::int64_t R, std::int64_t C,
+                                     NoDeduce<const opmath_t<T>>* mean, NoDeduce<const opmath_t<T>>* var,
+                                     NoDeduce<const P>* weight, double eps, bool training, T* dx, NoDeduce<P>* dweight,
+                                     NoDeduce<P>* dbias, BatchNormGradTerms<batch_norm_acc_t<T>>* terms,
+                                     BatchNormColumnPartial<batch_norm_acc_t<T>>* partials, Stream stream) {
+    check_batch_norm_geometry("launch_batch_norm_rows_backward", R, C, 1);
+    if (C == 0) return;
+    if (dx != nullptr && terms == nullptr) {
+        throw std::invalid_argument("launch_batch_norm_rows_backward: the input gradient needs a terms buffer");
+    }
+    const unsigned splits = row_splits(R);
+    auto sums = &batch_norm_rows_grad_sums_kernel<T>;
+    PNEUMA_LAUNCH(sums, dim3(row_channel_tiles(C), splits), dim3(kRowTileChannels, kRowTileRows), 0, stream, x, g, R,
+                  C, mean, partials);
+    auto finish = &batch_norm_rows_backward_kernel<T, P>;
+    PNEUMA_LAUNCH(finish, elementwise_blocks(C), kElementwiseThreads, 0, stream,
+                  static_cast<const BatchNormColumnPartial<batch_norm_acc_t<T>>*>(partials), R, C,
+                  static_cast<std::int64_t>(splits), var, weight, eps, training, x != nullptr, dweight, dbias,
+                  dx != nullptr ? terms : nullptr);
+    const std::int64_t n = R * C;
+    if (dx == nullptr || n == 0) return;
+    auto input = &batch_norm_backward_input_kernel<T>;
+    PNEUMA_LAUNCH(input, elementwise_blocks(n), kElementwiseThreads, 0, stream, x, g, mean,
+                  static_cast<const BatchNormGradTerms<batch_norm_acc_t<T>>*>(terms), R, C, std::int64_t{1}, training,
+                  dx);
 }
 
 template <class P, class M = P>

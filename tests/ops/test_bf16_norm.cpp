@@ -314,9 +314,10 @@ TEST_SUITE("parity") {
 }
 
 TEST_SUITE("fastpath") {
-  // oneDNN's bf16 batch norm (bf16 data, float32 per-channel tensors) is an entry point batch_norm
-  // does not dispatch to (norm_onednn.h); compared with the reference loops on the same bf16 data.
-  // Both compute in float: bf16 results within one bf16 ulp, float32 ones within float sum rounding.
+  // oneDNN's bf16 batch norm (bf16 data, float32 per-channel tensors; norm_onednn.h) against the
+  // reference loops on the same NHWC memory: each buffer read as [N, S, C], N * S rows of C for the
+  // loops. Both compute in float: bf16 results within one bf16 ulp, float32 ones within float sum
+  // rounding.
   TEST_CASE("fastpath batch_norm bfloat16") {
   if (!cpu::onednn_supports_bfloat16()) return testing::skip_test("oneDNN has no bfloat16 kernels on this CPU");
     for (const Config& c : kConfigs) {
@@ -331,8 +332,8 @@ TEST_SUITE("fastpath") {
       Tensor mean_r = mean_d.clone(), var_r = var_d.clone();
       const Tensor y_d = Tensor::empty(c.shape, DType::BFloat16), y_r = Tensor::empty(c.shape, DType::BFloat16);
       cpu::batch_norm_forward_onednn(x, N, C, S, mean_d, var_d, w, b, 1e-5, c.training, y_d);
-      if (c.training) cpu::batch_norm_stats(x, N, C, S, mean_r, var_r);
-      cpu::batch_norm_apply(x, N, C, S, mean_r, var_r, w, b, 1e-5, y_r);
+      if (c.training) cpu::batch_norm_stats(x, N * S, C, 1, mean_r, var_r);
+      cpu::batch_norm_apply(x, N * S, C, 1, mean_r, var_r, w, b, 1e-5, y_r);
       require_close_to_oracle(mean_r, mean_d, DType::Float32, 1e-5, 1e-5, "mean");
       require_close_to_oracle(var_r, var_d, DType::Float32, 1e-5, 1e-5, "var");
       require_close_to_oracle(y_r.to(DType::Float32), y_d, DType::BFloat16, kBf16Relative, 1e-3, "output");
@@ -341,7 +342,7 @@ TEST_SUITE("fastpath") {
       const Tensor dw_d = c.weight ? Tensor::empty({C}) : Tensor(), dw_r = c.weight ? Tensor::empty({C}) : Tensor();
       const Tensor db_d = c.bias ? Tensor::empty({C}) : Tensor(), db_r = c.bias ? Tensor::empty({C}) : Tensor();
       cpu::batch_norm_backward_onednn(x, g, N, C, S, mean_d, var_d, w, c.bias, 1e-5, c.training, dx_d, dw_d, db_d);
-      cpu::batch_norm_backward(x, g, N, C, S, mean_r, var_r, w, 1e-5, c.training, dx_r, dw_r, db_r);
+      cpu::batch_norm_backward(x, g, N * S, C, 1, mean_r, var_r, w, 1e-5, c.training, dx_r, dw_r, db_r);
       require_close_to_oracle(dx_r.to(DType::Float32), dx_d, DType::BFloat16, kBf16Relative, 1e-3, "input gradient");
       if (c.weight) require_close_to_oracle(dw_r, dw_d, DType::Float32, 1e-4, 1e-4, "weight gradient");
       if (c.bias) require_close_to_oracle(db_r, db_d, DType::Float32, 1e-4, 1e-4, "bias gradient");

@@ -105,8 +105,8 @@ TEST_CASE("batch_norm running statistics stay out of the graph") {
 }
 
 TEST_SUITE("fastpath") {
-  // oneDNN's batch norm is a backend entry point that batch_norm does not dispatch to
-  // (see norm_onednn.h), so its functions are compared with the reference loops directly.
+  // oneDNN's batch norm (norm_onednn.h) against the reference loops on the same NHWC memory: each
+  // tensor's buffer read as [N, S, C] (channels innermost), which the loops see as N * S rows of C.
   TEST_CASE("fastpath batch_norm") {
     struct Config {
       Shape shape;
@@ -129,8 +129,8 @@ TEST_SUITE("fastpath") {
       Tensor var_r = c.training ? Tensor::empty({C}) : var_f;
       Tensor y_f = Tensor::empty(c.shape), y_r = Tensor::empty(c.shape);
       cpu::batch_norm_forward_onednn(x, N, C, S, mean_f, var_f, w, b, eps, c.training, y_f);
-      if (c.training) cpu::batch_norm_stats(x, N, C, S, mean_r, var_r);
-      cpu::batch_norm_apply(x, N, C, S, mean_r, var_r, w, b, eps, y_r);
+      if (c.training) cpu::batch_norm_stats(x, N * S, C, 1, mean_r, var_r);
+      cpu::batch_norm_apply(x, N * S, C, 1, mean_r, var_r, w, b, eps, y_r);
       check_close(mean_f, mean_r, 1e-5, 1e-6);
       check_close(var_f, var_r, 1e-5, 1e-6);  // both biased
       check_close(y_f, y_r, 1e-4, 1e-5);
@@ -139,7 +139,7 @@ TEST_SUITE("fastpath") {
       Tensor dw_f = c.weight ? Tensor::empty({C}) : Tensor(), dw_r = c.weight ? Tensor::empty({C}) : Tensor();
       Tensor db_f = c.bias ? Tensor::empty({C}) : Tensor(), db_r = c.bias ? Tensor::empty({C}) : Tensor();
       cpu::batch_norm_backward_onednn(x, g, N, C, S, mean_f, var_f, w, c.bias, eps, c.training, dx_f, dw_f, db_f);
-      cpu::batch_norm_backward(x, g, N, C, S, mean_r, var_r, w, eps, c.training, dx_r, dw_r, db_r);
+      cpu::batch_norm_backward(x, g, N * S, C, 1, mean_r, var_r, w, eps, c.training, dx_r, dw_r, db_r);
       check_close(dx_f, dx_r, 1e-3, 1e-4);
       if (c.weight) check_close(dw_f, dw_r, 1e-3, 1e-3);
       if (c.bias) check_close(db_f, db_r, 1e-4, 1e-4);

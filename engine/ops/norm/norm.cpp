@@ -5,25 +5,48 @@
 
 #include "engine/autograd/node.h"
 #include "engine/core/profiler.h"
+#include "engine/cpu/onednn_context.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/norm/norm_cpu.h"
 #include "engine/ops/norm/norm_cuda.h"
+#include "engine/ops/norm/norm_onednn.h"
 #include "engine/ops/norm/norm_types.h"
 
 namespace pneuma {
 
 namespace {
 
-// The [N, C, S] geometry every batch norm kernel works on.
+// The [N, C, S] geometry every batch norm kernel works on, of an input laid out in `format`: a
+// channels-last [N, C, H, W] tensor is NHWC in memory, the contiguous [N * H * W, C, 1] array.
 struct Geometry {
   int64_t N, C, S;
 };
 
-Geometry geometry_of(const Tensor& x) {
+Geometry geometry_of(const Tensor& x, MemoryFormat format) {
   int64_t S = 1;
   for (int64_t d = 2; d < x.dim(); ++d) S *= x.size(d);
+  if (format == MemoryFormat::ChannelsLast) return {x.size(0) * S, x.size(1), 1};
   return {x.size(0), x.size(1), S};
 }
+
+// The layout batch norm runs in and gives its output and input gradient: channels-last for a
+// 4-d input whose strides say so (torch's suggest_memory_format, as its batch norm on both
+// devices), row-major otherwise.
+MemoryFormat layout_of(const Tensor& input) {
+  return input.dim() == 4 ? input.suggest_memory_format() : MemoryFormat::Contiguous;
+}
+
+// Whether the CPU runs oneDNN's nhwc batch norm (norm_onednn.h: faster than the row loops, measured
+// there): channels-last float32 data, and bfloat16 data with float32 parameters (autocast).
+// float64, bfloat16 parameters and row-major data run the loops of norm_cpu.h.
+bool runs_onednn(const Tensor& input, MemoryFormat format, DType param_dtype) {
+  if (input.device().is_cuda() || format != MemoryFormat::ChannelsLast || input.numel() == 0) return false;
+  if (input.dtype() == DType::Float32) return true;
+  return input.dtype() == DType::BFloat16 && param_dtype == DType::Float32 && cpu::onednn_supports_bfloat16();
+}
+
+// oneDNN's [N, C, H * W] view of a channels-last [N, C, H, W] input.
+Geometry image_geometry(const Shape& shape) { return {shape[0], shape[1], shape[2] * shape[3]}; }
 
 Tensor contiguous_or_undefined(const Tensor& t) { return t.defined() ? t.detach().contiguous() : t; }
 
@@ -32,22 +55,31 @@ Tensor contiguous_or_undefined(const Tensor& t) { return t.defined() ? t.detach(
 // and the weight for the input's gradient. A bias-only gradient needs none of them.
 class BatchNormBackward final : public autograd::Node {
  public:
-  BatchNormBackward(Tensor x, Tensor weight, Tensor mean, Tensor var, DType param_dtype, Geometry geometry,
-                    double eps, bool training)
+  BatchNormBackward(Tensor x, Tensor weight, Tensor mean, Tensor var, DType param_dtype, MemoryFormat format,
+                    Geometry geometry, double eps, bool training, bool onednn, bool shift)
       : x_(std::move(x)), weight_(std::move(weight)), mean_(std::move(mean)), var_(std::move(var)),
-        param_dtype_(param_dtype), geometry_(geometry), eps_(eps), training_(training) {}
+        param_dtype_(param_dtype), format_(format), geometry_(geometry), eps_(eps), training_(training),
+        onednn_(onednn), shift_(shift) {}
   const char* name() const override { return "batch_norm"; }
 
   std::vector<Tensor> apply(const Tensor& grad) override {
-    const Tensor g = grad.contiguous();
+    // The gradient in the forward's layout; the input's gradient takes it too.
+    const Tensor g = grad.contiguous(format_);
     const auto [N, C, S] = geometry_;
     const bool need_x = next[0] != nullptr;
     const bool need_w = next.size() > 1 && next[1] != nullptr;
     const bool need_b = next.size() > 2 && next[2] != nullptr;
-    Tensor dx = need_x ? Tensor::empty(input_shapes[0], g.dtype(), g.device()) : Tensor();
+    Tensor dx = need_x ? Tensor::empty(input_shapes[0], g.dtype(), g.device(), format_) : Tensor();
     // The parameters' gradients take the parameters' dtype (float32 under autocast).
     Tensor dw = need_w ? Tensor::empty({C}, param_dtype_, g.device()) : Tensor();
     Tensor db = need_b ? Tensor::empty({C}, param_dtype_, g.device()) : Tensor();
+    if (onednn_ && need_x) {
+      // The forward ran oneDNN (runs_onednn); parameter gradients alone are a cheap sum for the loops.
+      const Geometry image = image_geometry(input_shapes[0]);
+      cpu::batch_norm_backward_onednn(x_, g, image.N, image.C, image.S, mean_, var_, weight_, shift_, eps_, training_,
+                                      dx, dw, db);
+      return {dx, dw, db};
+    }
     const auto backward = g.device().is_cuda() ? &cuda::batch_norm_backward : &cpu::batch_norm_backward;
     backward(x_, g, N, C, S, mean_, var_, weight_, eps_, training_, dx, dw, db);
     return {dx, dw, db};
@@ -62,9 +94,12 @@ class BatchNormBackward final : public autograd::Node {
  private:
   Tensor x_, weight_, mean_, var_;
   DType param_dtype_;
+  MemoryFormat format_;
   Geometry geometry_;
   double eps_;
   bool training_;
+  bool onednn_;  // the CPU's oneDNN path (runs_onednn)
+  bool shift_;   // the forward had a bias: oneDNN's backward primitive matches the forward's flags
 };
 
 void check_channel_tensor(const Tensor& input, const Tensor& t, const char* what) {
@@ -116,7 +151,8 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   const DType param_dtype = check_param_dtype(
       input, {{&weight, "weight"}, {&bias, "bias"}, {&running_mean, "running_mean"}, {&running_var, "running_var"}});
   PNEUMA_CHECK(eps >= 0, op, ": eps must be non-negative, got ", eps);
-  const Geometry geo = geometry_of(input);
+  const MemoryFormat format = layout_of(input);
+  const Geometry geo = geometry_of(input, format);
   const DType stats_dtype = batch_norm_stats_dtype(input.dtype());
   if (training) {
     PNEUMA_CHECK(geo.N * geo.S > 1, op, ": expected more than 1 value per channel when training, got input ",
@@ -127,22 +163,31 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   }
 
   const bool record = autograd::needs_grad({&input, &weight, &bias});
-  const Tensor x = input.detach().contiguous();
+  const Tensor x = input.detach().contiguous(format);
   const Tensor w = contiguous_or_undefined(weight);
   const Tensor b = contiguous_or_undefined(bias);
-  Tensor y = Tensor::empty(input.shape(), input.dtype(), input.device());
+  // The output in the layout the kernels ran in; as in torch, the CPU's is row-major where the
+  // input is both (size-1 dims: [N, C, 1, 1], C = 1), the same memory with other strides.
+  const bool row_major_strides = !input.device().is_cuda() && x.is_contiguous();
+  Tensor y = Tensor::empty(input.shape(), input.dtype(), input.device(),
+                           row_major_strides ? MemoryFormat::Contiguous : format);
   Tensor mean, var;
   const bool on_cuda = x.device().is_cuda();
-  const auto apply = on_cuda ? &cuda::batch_norm_apply : &cpu::batch_norm_apply;
-  // Float32 and bfloat16 run through the reference loops on the CPU: oneDNN's batch norm
-  // for plain NCHW data (norm_onednn.h) measured no faster in float32 training, several
-  // times slower in float32 evaluation and 5-16x slower in bfloat16 on the CPUs here, so
-  // it is not dispatched to.
+  const bool onednn = runs_onednn(x, format, param_dtype);
+  const Geometry image = onednn ? image_geometry(x.shape()) : geo;
+  const auto apply = [&](const Tensor& m, const Tensor& v) {
+    if (onednn) return cpu::batch_norm_forward_onednn(x, image.N, image.C, image.S, m, v, w, b, eps, false, y);
+    (on_cuda ? &cuda::batch_norm_apply : &cpu::batch_norm_apply)(x, geo.N, geo.C, geo.S, m, v, w, b, eps, y);
+  };
   if (training) {
     mean = Tensor::empty({geo.C}, stats_dtype, x.device());
     var = Tensor::empty({geo.C}, stats_dtype, x.device());
-    (on_cuda ? &cuda::batch_norm_stats : &cpu::batch_norm_stats)(x, geo.N, geo.C, geo.S, mean, var);
-    apply(x, geo.N, geo.C, geo.S, mean, var, w, b, eps, y);
+    if (onednn) {
+      cpu::batch_norm_forward_onednn(x, image.N, image.C, image.S, mean, var, w, b, eps, true, y);
+    } else {
+      (on_cuda ? &cuda::batch_norm_stats : &cpu::batch_norm_stats)(x, geo.N, geo.C, geo.S, mean, var);
+      apply(mean, var);
+    }
     (on_cuda ? &cuda::batch_norm_update_running : &cpu::batch_norm_update_running)(running_mean, running_var, mean,
                                                                                     var, momentum, geo.N * geo.S);
   } else {
@@ -154,7 +199,7 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
       if (mean.storage() == running_mean.storage()) mean = mean.clone();
       if (var.storage() == running_var.storage()) var = var.clone();
     }
-    apply(x, geo.N, geo.C, geo.S, mean, var, w, b, eps, y);
+    apply(mean, var);
   }
 
   if (record) {
@@ -162,8 +207,8 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
     const bool keep = input_grad || weight_grad;
     auto node = std::make_shared<BatchNormBackward>(keep ? autograd::save(x) : Tensor(),
                                                     input_grad ? autograd::save(w) : Tensor(),
-                                                    keep ? mean : Tensor(), keep ? var : Tensor(), param_dtype, geo,
-                                                    eps, training);
+                                                    keep ? mean : Tensor(), keep ? var : Tensor(), param_dtype, format,
+                                                    geo, eps, training, onednn, bias.defined());
     autograd::record(node, {input, weight, bias}, y);
   }
   return y;

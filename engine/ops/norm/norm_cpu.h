@@ -1,6 +1,7 @@
 #pragma once
 // Reference loops of batch norm. The input is viewed as a contiguous [N, C, S] array, S the
-// product of the spatial dims; statistics are per channel, [C]. Data (x, y, g, dx) are float32,
+// product of the spatial dims; statistics are per channel, [C]. A channels-last (NHWC) input is
+// the contiguous [N * H * W, C, 1] array: with S == 1 the loops run along rows, across channels. Data (x, y, g, dx) are float32,
 // float64 or bfloat16; mean and var (the statistics normalized with) float32 for bfloat16 data,
 // the data's dtype otherwise; weight, bias, their gradients and the running statistics of the
 // data's dtype or, for bfloat16 data, float32 (norm_types.h). Sums and per-channel terms are

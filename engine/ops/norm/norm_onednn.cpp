@@ -45,9 +45,10 @@ bool is_bf16_data(const Tensor& x) {
   return x.dtype() == DType::BFloat16;
 }
 
+// NHWC memory as [N, C, S, 1] with the spatial dims flattened into S.
 memory::desc data_desc(const Key& k) {
   return memory::desc({k.N, k.C, k.S, 1}, k.bf16 ? memory::data_type::bf16 : memory::data_type::f32,
-                      memory::format_tag::nchw);
+                      memory::format_tag::nhwc);
 }
 
 normalization_flags flags_of(const Key& k) {

@@ -1,18 +1,26 @@
 #pragma once
-// oneDNN batch normalization. Same contracts as the reference loops in norm_cpu.h; data are
-// contiguous NCHW float32 or bfloat16, the per-channel tensors (mean, var, weight, bias and their
-// gradients) float32.
+// oneDNN batch normalization on channels-last data. Same contracts as the reference loops in
+// norm_cpu.h, but x, y, g, dx are NHWC memory (a channels-last [N, C, H, W] tensor) seen as
+// [N, C, S] with S = H * W; float32 or bfloat16 data, the per-channel tensors (mean, var, weight,
+// bias and their gradients) float32.
 //
-// Float32 is not dispatched to by batch_norm: for plain NCHW data oneDNN 2.6 picks its generic
-// "ncsp" implementation, which measured no faster than the reference loops in training
-// and several times slower in evaluation (2-core AVX-512 machine, e.g. [16, 64, 56, 56]
-// eval 3.3 ms vs 0.55 ms single-threaded). Its JIT kernels need channels-last or blocked
-// layouts; this is the entry point once such a layout exists. Tested against the
-// reference by "fastpath batch_norm". Bfloat16 data likewise: on NCHW its bf16 kernels measured
-// 5-16x slower than the reference loops computing in float (AVX512-BF16 machine, 2 threads,
-// [16, 64, 56, 56]: training forward 32 ms vs 2.0 ms, eval 19 vs 1.4, backward 31 vs 8.4;
-// [16, 256, 14, 14] backward 12 vs 1.0), so batch_norm runs bf16 through the loops too; tested by
-// "fastpath batch_norm bfloat16".
+// batch_norm runs channels-last float32, and bfloat16 with float32 parameters (autocast), here on
+// the CPU: oneDNN 2.6 picks its JIT kernels (bnorm_jit:avx512_core, avx512_core_bf16) for nhwc,
+// which measured faster than the row loops of norm_cpu.cpp, one thread, ms (row loops / oneDNN;
+// 2-core AVX-512 machine, others' builds running, best of 5-50; a second run kept every ordering):
+//   [16, 64, 56, 56]  float32  train 1.31 / 0.77   eval 0.48 / 0.46   backward 3.34 / 1.29
+//                     bf16     train 1.04 / 0.61   eval 0.71 / 0.45   backward 1.34 / 0.99
+//   [8, 256, 56, 56]  float32  train 8.63 / 2.45   eval 1.77 / 1.32   backward 10.8 / 5.28
+//                     bf16     train 2.55 / 1.63   eval 1.37 / 1.02   backward 7.95 / 5.00
+//   [16, 512, 7, 7]   float32  train 0.13 / 0.09   eval 0.05 / 0.06   backward 0.19 / 0.13
+//                     bf16     train 0.13 / 0.07   eval 0.08 / 0.06   backward 0.17 / 0.12
+// (torch 1.13's own channels-last CPU batch norm, one thread: [16, 64, 56, 56] float32 train
+// 1.15, train + backward 16.0.) Two-thread runs on that loaded machine were dominated by
+// scheduling (oneDNN's phases and the loops' parallel regions alike, 10-50 ms), so the choice
+// rests on the one-thread numbers. For plain NCHW data oneDNN picks its generic "ncsp" kernels,
+// measured slower than the NCHW loops (several times in evaluation, 5-16x in bfloat16), so
+// row-major data never come here. Tested against the row loops on the same NHWC memory by
+// "fastpath batch_norm" and "fastpath batch_norm bfloat16".
 #include <cstdint>
 
 #include "engine/core/tensor.h"
