@@ -46,13 +46,20 @@ PNEUMA_BF16_LOOP void widen_from_bfloat16(const bfloat16* s, float* d, int64_t n
   for (int64_t i = 0; i < n; ++i) d[i] = kern::convert_element<float, bfloat16>(s[i]);
 }
 
-// dst = src element by element, D and S being the dtypes' C++ types. Contiguous operands run a
-// flat loop that the compiler vectorizes; others walk their strides.
+// Whether src and dst hold their elements in the same order in numel consecutive slots (both
+// row-major, or both dense with equal strides, as two channels-last tensors): a flat loop copies them.
+bool same_dense_layout(const Tensor& src, const Tensor& dst) {
+  if (src.is_contiguous() && dst.is_contiguous()) return true;
+  return src.strides() == dst.strides() && src.is_non_overlapping_and_dense();
+}
+
+// dst = src element by element, D and S being the dtypes' C++ types. Operands in the same dense
+// layout run a flat loop that the compiler vectorizes; others walk their strides.
 template <class D, class S>
 void convert(const Tensor& src, const Tensor& dst) {
   const S* s = static_cast<const S*>(src.raw_data());
   D* d = static_cast<D*>(dst.raw_data());
-  if (src.is_contiguous() && dst.is_contiguous()) {
+  if (same_dense_layout(src, dst)) {
     parallel_for(src.numel(), [&](int64_t begin, int64_t end) {
       if constexpr (std::is_same_v<S, float> && std::is_same_v<D, bfloat16>) {
         narrow_to_bfloat16(s + begin, d + begin, end - begin);
@@ -73,7 +80,7 @@ void copy_strided(const Tensor& src, const Tensor& dst) {
   PNEUMA_CHECK(src.shape() == dst.shape(), "copy: shape ", shape_str(src.shape()), " vs ",
                shape_str(dst.shape()));
   PNEUMA_CHECK(src.device().is_cpu() && dst.device().is_cpu(), "copy_strided: CPU tensors only");
-  if (src.dtype() == dst.dtype() && src.is_contiguous() && dst.is_contiguous()) {
+  if (src.dtype() == dst.dtype() && same_dense_layout(src, dst)) {
     std::memcpy(dst.raw_data(), src.raw_data(), src.numel() * dtype_size(src.dtype()));
     return;
   }

@@ -1,5 +1,8 @@
-// 2-d pooling kernels over contiguous [planes, h, w] data (planes = N * C): max pooling with
-// PyTorch's indices, average pooling, adaptive average pooling; forward and backward.
+// 2-d pooling kernels over dense [N, C, h, w] data, row-major NCHW or channels-last (NHWC in
+// memory) as Pool2d::channels_last says: max pooling with PyTorch's indices (h * w_size + w within
+// the plane, in either layout, as PyTorch), average pooling, adaptive average pooling; forward and
+// backward. Each thread's element follows memory order (plane_element), so in channels-last memory
+// neighbouring threads take neighbouring channels of one pixel: loads and stores are coalesced.
 //
 // Forward: one thread per output element, visiting its window in the CPU loops' order, so results
 // are the CPU reference's bit for bit. Backward: one thread per *input* element, gathering the
@@ -59,8 +62,10 @@ __global__ void max_pool2d_forward_kernel(const T* x, T* y, std::int64_t* indice
     using Math = opmath_t<T>;
     const std::int64_t outputs = p.oh * p.ow, n = p.N * p.C * outputs;
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
-        const std::int64_t plane = i / outputs, oh = (i % outputs) / p.ow, ow = i % p.ow;
-        const T* xp = x + plane * p.ih * p.iw;
+        const PlaneElement e = plane_element(i, p.C, outputs, p.channels_last);
+        const std::int64_t oh = e.pixel / p.ow, ow = e.pixel % p.ow;
+        const PlaneAccess in = plane_access(e.n, e.c, p.C, p.ih * p.iw, p.channels_last);
+        const T* xp = x + in.base;
         const MaxWindow hw = max_window(oh, p.ih, p.kh, p.sh, p.ph, p.dh);
         const MaxWindow ww = max_window(ow, p.iw, p.kw, p.sw, p.pw, p.dw);
         // As PyTorch: the first maximum wins ties, and a NaN wins over everything.
@@ -68,7 +73,7 @@ __global__ void max_pool2d_forward_kernel(const T* x, T* y, std::int64_t* indice
         Math best_value = static_cast<Math>(-HUGE_VAL);
         for (std::int64_t h = hw.start; h < hw.end; h += p.dh) {
             for (std::int64_t w = ww.start; w < ww.end; w += p.dw) {
-                const Math v = static_cast<Math>(xp[h * p.iw + w]);
+                const Math v = static_cast<Math>(xp[(h * p.iw + w) * in.pixel_stride]);
                 if (v > best_value || v != v) {
                     best_value = v;
                     best = h * p.iw + w;
@@ -85,13 +90,17 @@ __global__ void avg_pool2d_forward_kernel(const T* x, T* y, Pool2d p, AvgPoolOpt
     using Math = opmath_t<T>;
     const std::int64_t outputs = p.oh * p.ow, n = p.N * p.C * outputs;
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
-        const std::int64_t plane = i / outputs, oh = (i % outputs) / p.ow, ow = i % p.ow;
-        const T* xp = x + plane * p.ih * p.iw;
+        const PlaneElement e = plane_element(i, p.C, outputs, p.channels_last);
+        const std::int64_t oh = e.pixel / p.ow, ow = e.pixel % p.ow;
+        const PlaneAccess in = plane_access(e.n, e.c, p.C, p.ih * p.iw, p.channels_last);
+        const T* xp = x + in.base;
         const AvgWindow hw = avg_window(oh, p.ih, p.kh, p.sh, p.ph);
         const AvgWindow ww = avg_window(ow, p.iw, p.kw, p.sw, p.pw);
         Math sum = 0;
         for (std::int64_t h = hw.start; h < hw.end; ++h) {
-            for (std::int64_t w = ww.start; w < ww.end; ++w) sum += static_cast<Math>(xp[h * p.iw + w]);
+            for (std::int64_t w = ww.start; w < ww.end; ++w) {
+                sum += static_cast<Math>(xp[(h * p.iw + w) * in.pixel_stride]);
+            }
         }
         const Math divisor =
             static_cast<Math>(avg_divisor(hw, ww, o.count_include_pad, o.has_divisor_override, o.divisor_override));
@@ -104,13 +113,17 @@ __global__ void adaptive_avg_pool2d_forward_kernel(const T* x, T* y, Pool2d p) {
     using Math = opmath_t<T>;
     const std::int64_t outputs = p.oh * p.ow, n = p.N * p.C * outputs;
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
-        const std::int64_t plane = i / outputs, oh = (i % outputs) / p.ow, ow = i % p.ow;
-        const T* xp = x + plane * p.ih * p.iw;
+        const PlaneElement e = plane_element(i, p.C, outputs, p.channels_last);
+        const std::int64_t oh = e.pixel / p.ow, ow = e.pixel % p.ow;
+        const PlaneAccess in = plane_access(e.n, e.c, p.C, p.ih * p.iw, p.channels_last);
+        const T* xp = x + in.base;
         const std::int64_t h0 = adaptive_start(oh, p.oh, p.ih), h1 = adaptive_end(oh, p.oh, p.ih);
         const std::int64_t w0 = adaptive_start(ow, p.ow, p.iw), w1 = adaptive_end(ow, p.ow, p.iw);
         Math sum = 0;
         for (std::int64_t h = h0; h < h1; ++h) {
-            for (std::int64_t w = w0; w < w1; ++w) sum += static_cast<Math>(xp[h * p.iw + w]);
+            for (std::int64_t w = w0; w < w1; ++w) {
+                sum += static_cast<Math>(xp[(h * p.iw + w) * in.pixel_stride]);
+            }
         }
         y[i] = static_cast<T>(sum / static_cast<Math>((h1 - h0) * (w1 - w0)));
     }
@@ -123,15 +136,18 @@ __global__ void max_pool2d_backward_kernel(const T* g, const std::int64_t* indic
     using Math = opmath_t<T>;
     const std::int64_t inputs = p.ih * p.iw, n = p.N * p.C * inputs;
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
-        const std::int64_t plane = i / inputs, flat = i % inputs, h = flat / p.iw, w = flat % p.iw;
-        const T* gp = g + plane * p.oh * p.ow;
-        const std::int64_t* ip = indices + plane * p.oh * p.ow;
+        const PlaneElement e = plane_element(i, p.C, inputs, p.channels_last);
+        const std::int64_t flat = e.pixel, h = flat / p.iw, w = flat % p.iw;
+        const PlaneAccess out = plane_access(e.n, e.c, p.C, p.oh * p.ow, p.channels_last);
+        const T* gp = g + out.base;
+        const std::int64_t* ip = indices + out.base;
         const OutputRange rows = outputs_covering(h, (p.kh - 1) * p.dh + 1, p.sh, p.ph, p.oh);
         const OutputRange cols = outputs_covering(w, (p.kw - 1) * p.dw + 1, p.sw, p.pw, p.ow);
         Math sum = 0;
         for (std::int64_t oh = rows.first; oh <= rows.last; ++oh) {
             for (std::int64_t ow = cols.first; ow <= cols.last; ++ow) {
-                if (ip[oh * p.ow + ow] == flat) sum += static_cast<Math>(gp[oh * p.ow + ow]);
+                const std::int64_t o = (oh * p.ow + ow) * out.pixel_stride;
+                if (ip[o] == flat) sum += static_cast<Math>(gp[o]);
             }
         }
         dx[i] = static_cast<T>(sum);
@@ -143,8 +159,10 @@ __global__ void avg_pool2d_backward_kernel(const T* g, T* dx, Pool2d p, AvgPoolO
     using Math = opmath_t<T>;
     const std::int64_t inputs = p.ih * p.iw, n = p.N * p.C * inputs;
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
-        const std::int64_t plane = i / inputs, h = (i % inputs) / p.iw, w = i % p.iw;
-        const T* gp = g + plane * p.oh * p.ow;
+        const PlaneElement e = plane_element(i, p.C, inputs, p.channels_last);
+        const std::int64_t h = e.pixel / p.iw, w = e.pixel % p.iw;
+        const PlaneAccess out = plane_access(e.n, e.c, p.C, p.oh * p.ow, p.channels_last);
+        const T* gp = g + out.base;
         const OutputRange rows = outputs_covering(h, p.kh, p.sh, p.ph, p.oh);
         const OutputRange cols = outputs_covering(w, p.kw, p.sw, p.pw, p.ow);
         Math sum = 0;
@@ -156,7 +174,7 @@ __global__ void avg_pool2d_backward_kernel(const T* g, T* dx, Pool2d p, AvgPoolO
                 if (w < ww.start || w >= ww.end) continue;
                 const Math divisor = static_cast<Math>(
                     avg_divisor(hw, ww, o.count_include_pad, o.has_divisor_override, o.divisor_override));
-                sum += static_cast<Math>(gp[oh * p.ow + ow]) / divisor;
+                sum += static_cast<Math>(gp[(oh * p.ow + ow) * out.pixel_stride]) / divisor;
             }
         }
         dx[i] = static_cast<T>(sum);
@@ -168,8 +186,10 @@ __global__ void adaptive_avg_pool2d_backward_kernel(const T* g, T* dx, Pool2d p)
     using Math = opmath_t<T>;
     const std::int64_t inputs = p.ih * p.iw, n = p.N * p.C * inputs;
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
-        const std::int64_t plane = i / inputs, h = (i % inputs) / p.iw, w = i % p.iw;
-        const T* gp = g + plane * p.oh * p.ow;
+        const PlaneElement e = plane_element(i, p.C, inputs, p.channels_last);
+        const std::int64_t h = e.pixel / p.iw, w = e.pixel % p.iw;
+        const PlaneAccess out = plane_access(e.n, e.c, p.C, p.oh * p.ow, p.channels_last);
+        const T* gp = g + out.base;
         const OutputRange rows = adaptive_outputs_covering(h, p.ih, p.oh);
         const OutputRange cols = adaptive_outputs_covering(w, p.iw, p.ow);
         Math sum = 0;
@@ -179,14 +199,15 @@ __global__ void adaptive_avg_pool2d_backward_kernel(const T* g, T* dx, Pool2d p)
             for (std::int64_t ow = cols.first; ow <= cols.last; ++ow) {
                 const std::int64_t w0 = adaptive_start(ow, p.ow, p.iw), w1 = adaptive_end(ow, p.ow, p.iw);
                 if (w < w0 || w >= w1) continue;
-                sum += static_cast<Math>(gp[oh * p.ow + ow]) / static_cast<Math>((h1 - h0) * (w1 - w0));
+                const Math area = static_cast<Math>((h1 - h0) * (w1 - w0));
+                sum += static_cast<Math>(gp[(oh * p.ow + ow) * out.pixel_stride]) / area;
             }
         }
         dx[i] = static_cast<T>(sum);
     }
 }
 
-// ---- Launchers (contiguous buffers; p's sizes describe them) ----
+// ---- Launchers (dense buffers; p's sizes and layout describe them) ----
 
 inline void check_pool_geometry(const char* launcher, const Pool2d& p) {
     if (p.N < 0 || p.C < 0 || p.ih < 0 || p.iw < 0 || p.oh < 0 || p.ow < 0) {

@@ -1,4 +1,6 @@
-// 2-d nearest and bilinear upsampling over contiguous [planes, h, w] data.
+// 2-d nearest and bilinear upsampling over dense [N, C, h, w] data (planes = N * C), row-major or
+// channels-last (NHWC in memory) as UpsampleGeometry::channels_last says. Each thread takes one
+// element in memory order (plane_element), so channels-last loads and stores are coalesced along C.
 //
 // Forward: one thread per output element, with the source taps of
 // engine/ops/upsample/upsample_math.cuh (PyTorch's index arithmetic) and the CPU loops' order of
@@ -18,6 +20,7 @@
 #include "../elementwise/elementwise.cuh"
 #include "../portable.cuh"
 #include "engine/core/bfloat16.h"
+#include "engine/ops/pool/plane_layout.cuh"
 #include "engine/ops/upsample/upsample_math.cuh"
 
 namespace pneuma::kern {
@@ -27,6 +30,8 @@ struct UpsampleGeometry {
     std::int64_t planes = 0, ih = 0, iw = 0, oh = 0, ow = 0;
     bool align_corners = false;
     double scale_h = 0, scale_w = 0;
+    std::int64_t channels = 1;   // C of planes = N * C
+    bool channels_last = false;  // the tensors' layout
 };
 
 // One axis of a bilinear problem: its taps are a function of the output position.
@@ -72,10 +77,12 @@ template <class T>
 __global__ void upsample_nearest2d_forward_kernel(const T* x, T* y, UpsampleGeometry u) {
     const std::int64_t outputs = u.oh * u.ow, n = u.planes * outputs;
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
-        const std::int64_t plane = i / outputs, oh = (i % outputs) / u.ow, ow = i % u.ow;
+        const PlaneElement e = plane_element(i, u.channels, outputs, u.channels_last);
+        const std::int64_t oh = e.pixel / u.ow, ow = e.pixel % u.ow;
+        const PlaneAccess in = plane_access(e.n, e.c, u.channels, u.ih * u.iw, u.channels_last);
         const std::int64_t h = nearest_source_index(oh, u.ih, u.oh, u.scale_h);
         const std::int64_t w = nearest_source_index(ow, u.iw, u.ow, u.scale_w);
-        y[i] = x[(plane * u.ih + h) * u.iw + w];
+        y[i] = x[in.base + (h * u.iw + w) * in.pixel_stride];
     }
 }
 
@@ -84,13 +91,17 @@ __global__ void upsample_nearest2d_backward_kernel(const T* g, T* dx, UpsampleGe
     const std::int64_t inputs = u.ih * u.iw, n = u.planes * inputs;
     const NearestKey rows{u.ih, u.oh, u.scale_h}, cols{u.iw, u.ow, u.scale_w};
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
-        const std::int64_t plane = i / inputs, h = (i % inputs) / u.iw, w = i % u.iw;
-        const T* gp = g + plane * u.oh * u.ow;
+        const PlaneElement e = plane_element(i, u.channels, inputs, u.channels_last);
+        const std::int64_t h = e.pixel / u.iw, w = e.pixel % u.iw;
+        const PlaneAccess out = plane_access(e.n, e.c, u.channels, u.oh * u.ow, u.channels_last);
+        const T* gp = g + out.base;
         const std::int64_t oh0 = first_output_at_least(u.oh, h, rows), oh1 = first_output_at_least(u.oh, h + 1, rows);
         const std::int64_t ow0 = first_output_at_least(u.ow, w, cols), ow1 = first_output_at_least(u.ow, w + 1, cols);
         opmath_t<T> sum = 0;
         for (std::int64_t oh = oh0; oh < oh1; ++oh) {
-            for (std::int64_t ow = ow0; ow < ow1; ++ow) sum += static_cast<opmath_t<T>>(gp[oh * u.ow + ow]);
+            for (std::int64_t ow = ow0; ow < ow1; ++ow) {
+                sum += static_cast<opmath_t<T>>(gp[(oh * u.ow + ow) * out.pixel_stride]);
+            }
         }
         dx[i] = static_cast<T>(sum);
     }
@@ -103,11 +114,14 @@ __global__ void upsample_bilinear2d_forward_kernel(const T* x, T* y, UpsampleGeo
     const LinearAxis<M> rows{u.ih, u.oh, u.align_corners, area_pixel_scale<M>(u.ih, u.oh, u.align_corners, u.scale_h)};
     const LinearAxis<M> cols{u.iw, u.ow, u.align_corners, area_pixel_scale<M>(u.iw, u.ow, u.align_corners, u.scale_w)};
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
-        const std::int64_t plane = i / outputs, oh = (i % outputs) / u.ow, ow = i % u.ow;
+        const PlaneElement e = plane_element(i, u.channels, outputs, u.channels_last);
+        const std::int64_t oh = e.pixel / u.ow, ow = e.pixel % u.ow;
+        const PlaneAccess in = plane_access(e.n, e.c, u.channels, u.ih * u.iw, u.channels_last);
         const LinearTaps<M> h = rows.at(oh), w = cols.at(ow);
-        const T* r0 = x + (plane * u.ih + h.i0) * u.iw;
-        const T* r1 = x + (plane * u.ih + h.i1) * u.iw;
-        const M a = r0[w.i0], b = r0[w.i1], c = r1[w.i0], d = r1[w.i1];
+        const T* r0 = x + in.base + h.i0 * u.iw * in.pixel_stride;
+        const T* r1 = x + in.base + h.i1 * u.iw * in.pixel_stride;
+        const std::int64_t w0 = w.i0 * in.pixel_stride, w1 = w.i1 * in.pixel_stride;
+        const M a = r0[w0], b = r0[w1], c = r1[w0], d = r1[w1];
         // Rows first, then columns: PyTorch's order of operations.
         y[i] = static_cast<T>((a * w.l0 + b * w.l1) * h.l0 + (c * w.l0 + d * w.l1) * h.l1);
     }
@@ -120,8 +134,10 @@ __global__ void upsample_bilinear2d_backward_kernel(const T* g, T* dx, UpsampleG
     const LinearAxis<M> rows{u.ih, u.oh, u.align_corners, area_pixel_scale<M>(u.ih, u.oh, u.align_corners, u.scale_h)};
     const LinearAxis<M> cols{u.iw, u.ow, u.align_corners, area_pixel_scale<M>(u.iw, u.ow, u.align_corners, u.scale_w)};
     for (std::int64_t i = grid_stride_begin(); i < n; i += grid_stride_step()) {
-        const std::int64_t plane = i / inputs, h = (i % inputs) / u.iw, w = i % u.iw;
-        const T* gp = g + plane * u.oh * u.ow;
+        const PlaneElement e = plane_element(i, u.channels, inputs, u.channels_last);
+        const std::int64_t h = e.pixel / u.iw, w = e.pixel % u.iw;
+        const PlaneAccess out = plane_access(e.n, e.c, u.channels, u.oh * u.ow, u.channels_last);
+        const T* gp = g + out.base;
         // Outputs with a tap on row h: from the first whose second tap reaches h to the last whose
         // first tap does not pass it.
         const std::int64_t oh0 = first_output_at_least(u.oh, h, TapKey<M>{rows, true});
@@ -133,7 +149,7 @@ __global__ void upsample_bilinear2d_backward_kernel(const T* g, T* dx, UpsampleG
             const LinearTaps<M> ht = rows.at(oh);
             for (std::int64_t ow = ow0; ow < ow1; ++ow) {
                 const LinearTaps<M> wt = cols.at(ow);
-                const M v = gp[oh * u.ow + ow];
+                const M v = gp[(oh * u.ow + ow) * out.pixel_stride];
                 // The CPU loop's four scatters of this output, in its order.
                 if (ht.i0 == h && wt.i0 == w) sum += ht.l0 * wt.l0 * v;
                 if (ht.i0 == h && wt.i1 == w) sum += ht.l0 * wt.l1 * v;

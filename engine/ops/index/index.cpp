@@ -1,5 +1,7 @@
 #include "engine/ops/index/index.h"
 
+#include <algorithm>
+
 #include "engine/autograd/node.h"
 #include "engine/core/profiler.h"
 #include "engine/cpu/copy.h"
@@ -202,7 +204,13 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     shape[d] += t.shape()[d];
     parts.push_back(t);
   }
-  Tensor out = Tensor::empty(shape, ref->dtype(), ref->device());
+  // As torch.cat: channels-last when every part suggests it, else row-major. The copies write
+  // through views of out in its own strides, so either layout is filled directly.
+  const bool all_channels_last = std::all_of(parts.begin(), parts.end(), [](const Tensor& t) {
+    return t.dim() == 4 && t.suggest_memory_format() == MemoryFormat::ChannelsLast;
+  });
+  Tensor out = Tensor::empty(shape, ref->dtype(), ref->device(),
+                             all_channels_last ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous);
   if (out.device().is_cuda()) cuda::cat(parts, d, out);
   else cpu::cat(parts, d, out);
   if (autograd::needs_grad(tensors)) autograd::record(std::make_shared<CatBackward>(d, skipped), tensors, out);

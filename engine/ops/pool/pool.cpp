@@ -1,5 +1,6 @@
 #include "engine/ops/pool/pool.h"
 
+#include <optional>
 #include <string>
 
 #include "engine/autograd/node.h"
@@ -18,7 +19,9 @@ namespace {
 
 std::string pair_str(std::array<int64_t, 2> a) { return "[" + std::to_string(a[0]) + ", " + std::to_string(a[1]) + "]"; }
 
-// The input as contiguous [N, C, H, W] data (N = 1 for an unbatched [C, H, W] input).
+// The input as [N, C, H, W] planes (N = 1 for an unbatched [C, H, W] input), in the layout the op
+// computes in and returns: channels-last when a 4-d input suggests it, as PyTorch's pooling keeps
+// the input's suggest_memory_format() for the output and the input gradient.
 Pool2d planes_of(const char* op, const Tensor& input) {
   ops::check_defined(op, input);
   ops::check_floating(op, input);
@@ -30,6 +33,7 @@ Pool2d planes_of(const char* op, const Tensor& input) {
   p.C = input.size(batched ? 1 : 0);
   p.ih = input.size(batched ? 2 : 1);
   p.iw = input.size(batched ? 3 : 2);
+  p.channels_last = batched && input.suggest_memory_format() == MemoryFormat::ChannelsLast;
   PNEUMA_CHECK(p.C > 0 && p.ih > 0 && p.iw > 0, op, ": expected non-zero channels, height and width, got input ",
                input.str());
   return p;
@@ -37,6 +41,13 @@ Pool2d planes_of(const char* op, const Tensor& input) {
 
 Shape output_shape(const Tensor& input, const Pool2d& p) {
   return input.dim() == 4 ? Shape{p.N, p.C, p.oh, p.ow} : Shape{p.C, p.oh, p.ow};
+}
+
+MemoryFormat layout(const Pool2d& p) { return p.channels_last ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous; }
+
+// A tensor of `shape` in p's layout: outputs, indices and input gradients.
+Tensor empty_in_layout(const Shape& shape, DType dtype, Device device, const Pool2d& p) {
+  return Tensor::empty(shape, dtype, device, layout(p));
 }
 
 Pool2d window_geometry(const char* op, const Tensor& input, std::array<int64_t, 2> kernel,
@@ -74,8 +85,8 @@ class MaxPool2dBackward final : public autograd::Node {
   MaxPool2dBackward(Pool2d p, Tensor saved, bool fast) : p_(p), saved_(std::move(saved)), fast_(fast) {}
   const char* name() const override { return "max_pool2d"; }
   std::vector<Tensor> apply(const Tensor& grad) override {
-    const Tensor g = grad.contiguous();
-    Tensor dx = Tensor::empty(input_shapes[0], g.dtype(), g.device());
+    const Tensor g = grad.contiguous(layout(p_));
+    Tensor dx = empty_in_layout(input_shapes[0], g.dtype(), g.device(), p_);
     if (g.device().is_cuda()) cuda::max_pool2d_backward(g, saved_, p_, dx);
     else if (fast_) cpu::max_pool2d_backward_onednn(g, saved_, p_, dx);
     else cpu::max_pool2d_backward(g, saved_, p_, dx);
@@ -95,16 +106,16 @@ std::pair<Tensor, Tensor> max_pool(const Tensor& input, std::array<int64_t, 2> k
   const char* op = want_indices ? "max_pool2d_with_indices" : "max_pool2d";
   profiler::Scope profile_scope("pool", op);
   const Pool2d p = window_geometry(op, input, kernel, stride, padding, dilation, ceil_mode);
-  const Tensor x = input.detach().contiguous();
+  const Tensor x = input.detach().contiguous(layout(p));
   const bool record = autograd::needs_grad({&input});
-  Tensor y = Tensor::empty(output_shape(input, p), input.dtype(), input.device());
+  Tensor y = empty_in_layout(output_shape(input, p), input.dtype(), input.device(), p);
   // oneDNN cannot give PyTorch's indices, so the fast path serves max_pool2d only.
   if (!want_indices && fast_onednn(x) && cpu::max_pool2d_onednn_supported(p, record, x.dtype())) {
     Tensor workspace = cpu::max_pool2d_forward_onednn(x, p, y, record);
     if (record) autograd::record(std::make_shared<MaxPool2dBackward>(p, std::move(workspace), true), {input}, y);
     return {y, Tensor()};
   }
-  Tensor indices = Tensor::empty(y.shape(), DType::Int64, input.device());
+  Tensor indices = empty_in_layout(y.shape(), DType::Int64, input.device(), p);
   if (x.device().is_cuda()) cuda::max_pool2d_forward(x, p, y, indices);
   else cpu::max_pool2d_forward(x, p, y, indices);
   if (record) autograd::record(std::make_shared<MaxPool2dBackward>(p, autograd::save(indices), false), {input}, y);
@@ -116,8 +127,8 @@ class AvgPool2dBackward final : public autograd::Node {
   AvgPool2dBackward(Pool2d p, cpu::AvgOptions options, bool fast) : p_(p), options_(options), fast_(fast) {}
   const char* name() const override { return "avg_pool2d"; }
   std::vector<Tensor> apply(const Tensor& grad) override {
-    const Tensor g = grad.contiguous();
-    Tensor dx = Tensor::empty(input_shapes[0], g.dtype(), g.device());
+    const Tensor g = grad.contiguous(layout(p_));
+    Tensor dx = empty_in_layout(input_shapes[0], g.dtype(), g.device(), p_);
     if (g.device().is_cuda()) cuda::avg_pool2d_backward(g, p_, options_, dx);
     else if (fast_) cpu::avg_pool2d_backward_onednn(g, p_, options_, dx);
     else cpu::avg_pool2d_backward(g, p_, options_, dx);
@@ -130,19 +141,36 @@ class AvgPool2dBackward final : public autograd::Node {
   bool fast_;
 };
 
+// Adaptive bins over input sizes that are multiples of the output's (ResNet's global pool) are equal
+// windows: kernel = stride = in / out, no padding. oneDNN pools those as average pooling, as
+// PyTorch's mkldnn path does, in either layout.
+std::optional<Pool2d> adaptive_as_windows(const Pool2d& p) {
+  if (p.ih % p.oh != 0 || p.iw % p.ow != 0) return std::nullopt;
+  Pool2d w = p;
+  w.kh = w.sh = p.ih / p.oh;
+  w.kw = w.sw = p.iw / p.ow;
+  w.ph = w.pw = 0;
+  w.dh = w.dw = 1;
+  return w;
+}
+
 class AdaptiveAvgPool2dBackward final : public autograd::Node {
  public:
-  explicit AdaptiveAvgPool2dBackward(Pool2d p) : p_(p) {}
+  // onednn_windows: the windows the forward gave oneDNN, when it did.
+  AdaptiveAvgPool2dBackward(Pool2d p, std::optional<Pool2d> onednn_windows) : p_(p), onednn_windows_(onednn_windows) {}
   const char* name() const override { return "adaptive_avg_pool2d"; }
   std::vector<Tensor> apply(const Tensor& grad) override {
-    Tensor dx = Tensor::empty(input_shapes[0], grad.dtype(), grad.device());
-    if (grad.device().is_cuda()) cuda::adaptive_avg_pool2d_backward(grad.contiguous(), p_, dx);
-    else cpu::adaptive_avg_pool2d_backward(grad.contiguous(), p_, dx);
+    const Tensor g = grad.contiguous(layout(p_));
+    Tensor dx = empty_in_layout(input_shapes[0], g.dtype(), g.device(), p_);
+    if (g.device().is_cuda()) cuda::adaptive_avg_pool2d_backward(g, p_, dx);
+    else if (onednn_windows_) cpu::avg_pool2d_backward_onednn(g, *onednn_windows_, {}, dx);
+    else cpu::adaptive_avg_pool2d_backward(g, p_, dx);
     return {dx};
   }
 
  private:
   Pool2d p_;
+  std::optional<Pool2d> onednn_windows_;
 };
 
 }  // namespace
@@ -166,8 +194,8 @@ Tensor avg_pool2d(const Tensor& input, std::array<int64_t, 2> kernel_size, std::
   const Pool2d p = window_geometry(op, input, kernel_size, stride, padding, {1, 1}, ceil_mode);
   PNEUMA_CHECK(!divisor_override || *divisor_override != 0, op, ": divisor_override must be non-zero");
   const cpu::AvgOptions options{count_include_pad, divisor_override};
-  const Tensor x = input.detach().contiguous();
-  Tensor y = Tensor::empty(output_shape(input, p), input.dtype(), input.device());
+  const Tensor x = input.detach().contiguous(layout(p));
+  Tensor y = empty_in_layout(output_shape(input, p), input.dtype(), input.device(), p);
   const bool fast = fast_onednn(x) && cpu::avg_pool2d_onednn_supported(p, options, x.dtype());
   if (x.device().is_cuda()) cuda::avg_pool2d_forward(x, p, options, y);
   else if (fast) cpu::avg_pool2d_forward_onednn(x, p, options, y);
@@ -184,11 +212,15 @@ Tensor adaptive_avg_pool2d(const Tensor& input, std::array<int64_t, 2> output_si
                pair_str(output_size), " for input ", input.str());
   p.oh = output_size[0];
   p.ow = output_size[1];
-  const Tensor x = input.detach().contiguous();
-  Tensor y = Tensor::empty(output_shape(input, p), input.dtype(), input.device());
+  const Tensor x = input.detach().contiguous(layout(p));
+  Tensor y = empty_in_layout(output_shape(input, p), input.dtype(), input.device(), p);
+  std::optional<Pool2d> windows = fast_onednn(x) ? adaptive_as_windows(p) : std::nullopt;
+  if (windows && !cpu::avg_pool2d_onednn_supported(*windows, {}, x.dtype())) windows.reset();
   if (x.device().is_cuda()) cuda::adaptive_avg_pool2d_forward(x, p, y);
+  else if (windows) cpu::avg_pool2d_forward_onednn(x, *windows, {}, y);
   else cpu::adaptive_avg_pool2d_forward(x, p, y);
-  if (autograd::needs_grad({&input})) autograd::record(std::make_shared<AdaptiveAvgPool2dBackward>(p), {input}, y);
+  if (autograd::needs_grad({&input}))
+    autograd::record(std::make_shared<AdaptiveAvgPool2dBackward>(p, windows), {input}, y);
   return y;
 }
 

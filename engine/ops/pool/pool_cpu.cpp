@@ -6,6 +6,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "engine/cpu/copy.h"
 #include "engine/cpu/parallel.h"
 
 namespace pneuma::cpu {
@@ -51,9 +52,26 @@ class GradPlane {
   std::vector<Math> wide_;
 };
 
+// The loops walk row-major NCHW planes. A channels-last problem (float64, or what oneDNN refuses)
+// runs them on row-major copies of its inputs (detached data: contiguous() records nothing); the
+// results are copied into its outputs.
+Tensor row_major(const Tensor& t) { return t.contiguous(); }
+Tensor row_major_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
+Pool2d row_major(Pool2d p) {
+  p.channels_last = false;
+  return p;
+}
+
 }  // namespace
 
 void max_pool2d_forward(const Tensor& x, const Pool2d& p, const Tensor& y, const Tensor& indices) {
+  if (p.channels_last) {
+    const Tensor y_rows = row_major_like(y), indices_rows = row_major_like(indices);
+    max_pool2d_forward(row_major(x), row_major(p), y_rows, indices_rows);
+    copy_strided(y_rows, y);
+    copy_strided(indices_rows, indices);
+    return;
+  }
   dispatch_floating_and_bfloat16(x.dtype(), "max_pool2d", [&]<class T>() {
     using Math = opmath_t<T>;
     const T* in = x.data<T>();
@@ -87,6 +105,12 @@ void max_pool2d_forward(const Tensor& x, const Pool2d& p, const Tensor& y, const
 }
 
 void max_pool2d_backward(const Tensor& g, const Tensor& indices, const Pool2d& p, const Tensor& dx) {
+  if (p.channels_last) {
+    const Tensor dx_rows = row_major_like(dx);
+    max_pool2d_backward(row_major(g), row_major(indices), row_major(p), dx_rows);
+    copy_strided(dx_rows, dx);
+    return;
+  }
   dispatch_floating_and_bfloat16(g.dtype(), "max_pool2d backward", [&]<class T>() {
     using Math = opmath_t<T>;
     const T* go = g.data<T>();
@@ -119,6 +143,12 @@ AvgTerms avg_terms(const Pool2d& p, const AvgOptions& o, int64_t oh, int64_t ow)
 }  // namespace
 
 void avg_pool2d_forward(const Tensor& x, const Pool2d& p, const AvgOptions& o, const Tensor& y) {
+  if (p.channels_last) {
+    const Tensor y_rows = row_major_like(y);
+    avg_pool2d_forward(row_major(x), row_major(p), o, y_rows);
+    copy_strided(y_rows, y);
+    return;
+  }
   dispatch_floating_and_bfloat16(x.dtype(), "avg_pool2d", [&]<class T>() {
     using Math = opmath_t<T>;
     const T* in = x.data<T>();
@@ -139,6 +169,12 @@ void avg_pool2d_forward(const Tensor& x, const Pool2d& p, const AvgOptions& o, c
 }
 
 void avg_pool2d_backward(const Tensor& g, const Pool2d& p, const AvgOptions& o, const Tensor& dx) {
+  if (p.channels_last) {
+    const Tensor dx_rows = row_major_like(dx);
+    avg_pool2d_backward(row_major(g), row_major(p), o, dx_rows);
+    copy_strided(dx_rows, dx);
+    return;
+  }
   dispatch_floating_and_bfloat16(g.dtype(), "avg_pool2d backward", [&]<class T>() {
     using Math = opmath_t<T>;
     const T* go = g.data<T>();
@@ -160,6 +196,12 @@ void avg_pool2d_backward(const Tensor& g, const Pool2d& p, const AvgOptions& o, 
 }
 
 void adaptive_avg_pool2d_forward(const Tensor& x, const Pool2d& p, const Tensor& y) {
+  if (p.channels_last) {
+    const Tensor y_rows = row_major_like(y);
+    adaptive_avg_pool2d_forward(row_major(x), row_major(p), y_rows);
+    copy_strided(y_rows, y);
+    return;
+  }
   dispatch_floating_and_bfloat16(x.dtype(), "adaptive_avg_pool2d", [&]<class T>() {
     using Math = opmath_t<T>;
     const T* in = x.data<T>();
@@ -182,6 +224,12 @@ void adaptive_avg_pool2d_forward(const Tensor& x, const Pool2d& p, const Tensor&
 }
 
 void adaptive_avg_pool2d_backward(const Tensor& g, const Pool2d& p, const Tensor& dx) {
+  if (p.channels_last) {
+    const Tensor dx_rows = row_major_like(dx);
+    adaptive_avg_pool2d_backward(row_major(g), row_major(p), dx_rows);
+    copy_strided(dx_rows, dx);
+    return;
+  }
   dispatch_floating_and_bfloat16(g.dtype(), "adaptive_avg_pool2d backward", [&]<class T>() {
     using Math = opmath_t<T>;
     const T* go = g.data<T>();

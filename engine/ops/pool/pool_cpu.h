@@ -1,7 +1,8 @@
 #pragma once
 // Reference loops of the pooling ops (float32, float64, bfloat16) over contiguous [planes, h, w]
 // data, planes = N * C; outputs are written whole. bfloat16 computes in float (opmath_t) and rounds
-// each output once.
+// each output once. A channels-last problem (p.channels_last, all tensors channels-last) runs the
+// same loops on row-major copies, its results copied back.
 #include <optional>
 
 #include "engine/core/tensor.h"

@@ -3,6 +3,8 @@
 // kernels (kernels/pool/pool.cuh): output sizes and window bounds exactly as PyTorch computes them.
 #include <cstdint>
 
+#include "engine/ops/pool/plane_layout.cuh"
+
 #if defined(__CUDACC__)
 #define PNEUMA_POOL_HD __host__ __device__ inline
 #else
@@ -11,11 +13,14 @@
 
 namespace pneuma::kern {
 
-// One 2-d pooling problem over N * C planes of ih x iw.
+// One 2-d pooling problem over N * C planes of ih x iw. Its tensors (input, output, indices and
+// their gradients) are dense in one layout: row-major NCHW, or channels-last (NHWC in memory,
+// torch.channels_last) when channels_last is set.
 struct Pool2d {
   int64_t N = 0, C = 0;
   int64_t ih = 0, iw = 0, oh = 0, ow = 0;
   int64_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+  bool channels_last = false;
   int64_t planes() const { return N * C; }
 };
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "engine/cpu/copy.h"
 #include "engine/cpu/onednn_context.h"
 
 namespace pneuma::cpu {
@@ -49,13 +50,15 @@ struct Problem {
   }
   std::string key() const {
     std::string k = std::to_string(static_cast<int>(alg)) + (training ? "t" : "i") +
-                    std::to_string(static_cast<int>(data_type));
+                    std::to_string(static_cast<int>(data_type)) + (p.channels_last ? "nhwc" : "nchw");
     for (int64_t v : {p.N, p.C, p.ih, p.iw, p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw})
       k += "," + std::to_string(v);
     return k;
   }
-  memory::desc src() const { return {{p.N, p.C, p.ih, p.iw}, data_type, memory::format_tag::nchw}; }
-  memory::desc dst() const { return {{p.N, p.C, p.oh, p.ow}, data_type, memory::format_tag::nchw}; }
+  // oneDNN pools channels-last memory natively (its nhwc kernels vectorize along C).
+  memory::format_tag tag() const { return p.channels_last ? memory::format_tag::nhwc : memory::format_tag::nchw; }
+  memory::desc src() const { return {{p.N, p.C, p.ih, p.iw}, data_type, tag()}; }
+  memory::desc dst() const { return {{p.N, p.C, p.oh, p.ow}, data_type, tag()}; }
   dnnl::pooling_v2_forward::desc forward_desc() const {
     // oneDNN counts dilation from 0 (a dense window has dilation 0).
     return {training ? prop_kind::forward_training : prop_kind::forward_inference,
@@ -102,6 +105,25 @@ algorithm avg_algorithm(const AvgOptions& o) {
   return o.count_include_pad ? algorithm::pooling_avg_include_padding : algorithm::pooling_avg_exclude_padding;
 }
 
+// oneDNN's bfloat16 backward kernels may add the gradients that overlapping windows send to one
+// input in bfloat16, rounding at every addition (seen with nhwc for ResNet's 3x3/2 max pool and with
+// nchw for dilated windows, in oneDNN 2.6). Such problems run the f32 backward primitive on a float
+// copy of the output gradient and round each input gradient once, as the reference loops and the
+// CUDA kernels do, so the result does not depend on the layout or the kernel oneDNN picks.
+bool adds_in_bf16(const Pool2d& p, memory::data_type data_type) {
+  const bool overlapping = (p.kh - 1) * p.dh + 1 > p.sh || (p.kw - 1) * p.dw + 1 > p.sw;
+  return data_type == memory::data_type::bf16 && overlapping;
+}
+
+// Calls run(g, dx), or run on float copies of both when the problem would add in bfloat16.
+template <class Run>
+void backward_in_float_where_needed(const Pool2d& p, const Tensor& g, const Tensor& dx, Run&& run) {
+  if (!adds_in_bf16(p, data_type_of(g))) return run(g, dx);
+  const Tensor dx_float = Tensor::empty_like(dx, DType::Float32);
+  run(g.to(DType::Float32), dx_float);
+  copy_strided(dx_float, dx);
+}
+
 }  // namespace
 
 Tensor max_pool2d_forward_onednn(const Tensor& x, const Pool2d& p, const Tensor& y, bool training) {
@@ -120,16 +142,25 @@ Tensor max_pool2d_forward_onednn(const Tensor& x, const Pool2d& p, const Tensor&
 }
 
 void max_pool2d_backward_onednn(const Tensor& g, const Tensor& workspace, const Pool2d& p, const Tensor& dx) {
-  const Problem problem(algorithm::pooling_max, true, p, data_type_of(g));
-  const std::shared_ptr<Primitives> prims = primitives(problem, true);
-  prims->backward.execute(onednn_stream(), {{DNNL_ARG_DIFF_DST, onednn_memory(problem.dst(), g)},
-                                         {DNNL_ARG_DIFF_SRC, onednn_memory(problem.src(), dx)},
-                                         {DNNL_ARG_WORKSPACE, onednn_memory(prims->forward_pd.workspace_desc(), workspace)}});
-  onednn_stream().wait();
+  backward_in_float_where_needed(p, g, dx, [&](const Tensor& grad, const Tensor& grad_input) {
+    const Problem problem(algorithm::pooling_max, true, p, data_type_of(grad));
+    const std::shared_ptr<Primitives> prims = primitives(problem, true);
+    prims->backward.execute(onednn_stream(),
+                            {{DNNL_ARG_DIFF_DST, onednn_memory(problem.dst(), grad)},
+                             {DNNL_ARG_DIFF_SRC, onednn_memory(problem.src(), grad_input)},
+                             {DNNL_ARG_WORKSPACE, onednn_memory(prims->forward_pd.workspace_desc(), workspace)}});
+    onednn_stream().wait();
+  });
 }
 
 bool max_pool2d_onednn_supported(const Pool2d& p, bool training, DType dtype) {
-  return primitives(Problem(algorithm::pooling_max, training, p, onednn_data_type(dtype)), false)->ok;
+  const memory::data_type data_type = onednn_data_type(dtype);
+  const std::shared_ptr<Primitives> prims = primitives(Problem(algorithm::pooling_max, training, p, data_type), false);
+  if (!prims->ok || !training || !adds_in_bf16(p, data_type)) return prims->ok;
+  // The f32 backward reads the bfloat16 forward's workspace: only where both lay it out alike.
+  const std::shared_ptr<Primitives> f32 =
+      primitives(Problem(algorithm::pooling_max, true, p, memory::data_type::f32), false);
+  return f32->ok && f32->forward_pd.workspace_desc() == prims->forward_pd.workspace_desc();
 }
 
 bool avg_pool2d_onednn_supported(const Pool2d& p, const AvgOptions& o, DType dtype) {
@@ -151,11 +182,13 @@ void avg_pool2d_forward_onednn(const Tensor& x, const Pool2d& p, const AvgOption
 }
 
 void avg_pool2d_backward_onednn(const Tensor& g, const Pool2d& p, const AvgOptions& o, const Tensor& dx) {
-  const Problem problem(avg_algorithm(o), true, p, data_type_of(g));
-  const std::shared_ptr<Primitives> prims = primitives(problem, true);
-  prims->backward.execute(onednn_stream(), {{DNNL_ARG_DIFF_DST, onednn_memory(problem.dst(), g)},
-                                         {DNNL_ARG_DIFF_SRC, onednn_memory(problem.src(), dx)}});
-  onednn_stream().wait();
+  backward_in_float_where_needed(p, g, dx, [&](const Tensor& grad, const Tensor& grad_input) {
+    const Problem problem(avg_algorithm(o), true, p, data_type_of(grad));
+    const std::shared_ptr<Primitives> prims = primitives(problem, true);
+    prims->backward.execute(onednn_stream(), {{DNNL_ARG_DIFF_DST, onednn_memory(problem.dst(), grad)},
+                                              {DNNL_ARG_DIFF_SRC, onednn_memory(problem.src(), grad_input)}});
+    onednn_stream().wait();
+  });
 }
 
 }  // namespace pneuma::cpu

@@ -1,6 +1,7 @@
 #pragma once
-// oneDNN pooling (float32 and bfloat16, the CPU fast path) over contiguous NCHW data; bfloat16
-// averages accumulate in f32 inside oneDNN. Cached primitives are keyed by dtype. oneDNN has no
+// oneDNN pooling (float32 and bfloat16, the CPU fast path) over dense NCHW or channels-last (nhwc)
+// data, as p.channels_last says; bfloat16 averages accumulate in f32 inside oneDNN. Cached
+// primitives are keyed by dtype and layout. oneDNN has no
 // ceil mode: the right padding is grown until its output size equals PyTorch's, as
 // PyTorch's own oneDNN path does.
 #include "engine/core/tensor.h"

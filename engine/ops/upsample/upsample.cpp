@@ -16,13 +16,17 @@ enum class Mode { Nearest, Bilinear };
 
 const char* op_name(Mode mode) { return mode == Mode::Nearest ? "upsample_nearest2d" : "upsample_bilinear2d"; }
 
+MemoryFormat layout(const cpu::Upsample2d& u) {
+  return u.channels_last ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+}
+
 class UpsampleBackward final : public autograd::Node {
  public:
   UpsampleBackward(Mode mode, cpu::Upsample2d u) : mode_(mode), u_(u) {}
   const char* name() const override { return op_name(mode_); }
   std::vector<Tensor> apply(const Tensor& grad) override {
-    const Tensor g = grad.contiguous();
-    Tensor dx = Tensor::empty(input_shapes[0], g.dtype(), g.device());
+    const Tensor g = grad.contiguous(layout(u_));
+    Tensor dx = Tensor::empty(input_shapes[0], g.dtype(), g.device(), layout(u_));
     const bool on_cuda = g.device().is_cuda();
     const auto backward = mode_ == Mode::Nearest
                               ? (on_cuda ? &cuda::upsample_nearest2d_backward : &cpu::upsample_nearest2d_backward)
@@ -61,8 +65,11 @@ Tensor upsample(Mode mode, const Tensor& input, std::array<int64_t, 2> size, boo
   u.align_corners = align_corners;
   u.scale_h = scales[0];
   u.scale_w = scales[1];
-  const Tensor x = input.detach().contiguous();
-  Tensor y = Tensor::empty({input.size(0), input.size(1), u.oh, u.ow}, input.dtype(), input.device());
+  // As PyTorch: the output and the input gradient keep the input's suggested layout.
+  u.channels = input.size(1);
+  u.channels_last = input.suggest_memory_format() == MemoryFormat::ChannelsLast;
+  const Tensor x = input.detach().contiguous(layout(u));
+  Tensor y = Tensor::empty({input.size(0), input.size(1), u.oh, u.ow}, input.dtype(), input.device(), layout(u));
   const bool on_cuda = x.device().is_cuda();
   const auto forward = mode == Mode::Nearest
                            ? (on_cuda ? &cuda::upsample_nearest2d_forward : &cpu::upsample_nearest2d_forward)

@@ -4,6 +4,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "engine/cpu/copy.h"
 #include "engine/cpu/parallel.h"
 #include "engine/ops/upsample/upsample_math.cuh"
 
@@ -49,9 +50,21 @@ std::vector<kern::LinearTaps<T>> linear_taps(int64_t in, int64_t out, bool align
   return taps;
 }
 
+// The loops walk row-major planes. A channels-last problem runs them on row-major copies (detached
+// data: contiguous() records nothing) and copies the result into its channels-last output.
+template <class Loop>
+void through_row_major(const Tensor& in, const Upsample2d& u, const Tensor& out, Loop&& loop) {
+  Upsample2d rows = u;
+  rows.channels_last = false;
+  const Tensor out_rows = Tensor::empty(out.shape(), out.dtype(), out.device());
+  loop(in.contiguous(), rows, out_rows);
+  copy_strided(out_rows, out);
+}
+
 }  // namespace
 
 void upsample_nearest2d_forward(const Tensor& x, const Upsample2d& u, const Tensor& y) {
+  if (u.channels_last) return through_row_major(x, u, y, &upsample_nearest2d_forward);
   const std::vector<int64_t> hs = nearest_indices(u.ih, u.oh, u.scale_h), ws = nearest_indices(u.iw, u.ow, u.scale_w);
   dispatch_floating_and_bfloat16(x.dtype(), "upsample_nearest2d", [&]<class T>() {
     const T* in = x.data<T>();
@@ -68,6 +81,7 @@ void upsample_nearest2d_forward(const Tensor& x, const Upsample2d& u, const Tens
 }
 
 void upsample_nearest2d_backward(const Tensor& g, const Upsample2d& u, const Tensor& dx) {
+  if (u.channels_last) return through_row_major(g, u, dx, &upsample_nearest2d_backward);
   const std::vector<int64_t> hs = nearest_indices(u.ih, u.oh, u.scale_h), ws = nearest_indices(u.iw, u.ow, u.scale_w);
   dispatch_floating_and_bfloat16(g.dtype(), "upsample_nearest2d backward", [&]<class T>() {
     using M = opmath_t<T>;
@@ -86,6 +100,7 @@ void upsample_nearest2d_backward(const Tensor& g, const Upsample2d& u, const Ten
 }
 
 void upsample_bilinear2d_forward(const Tensor& x, const Upsample2d& u, const Tensor& y) {
+  if (u.channels_last) return through_row_major(x, u, y, &upsample_bilinear2d_forward);
   dispatch_floating_and_bfloat16(x.dtype(), "upsample_bilinear2d", [&]<class T>() {
     using M = opmath_t<T>;
     const auto hs = linear_taps<M>(u.ih, u.oh, u.align_corners, u.scale_h);
@@ -111,6 +126,7 @@ void upsample_bilinear2d_forward(const Tensor& x, const Upsample2d& u, const Ten
 }
 
 void upsample_bilinear2d_backward(const Tensor& g, const Upsample2d& u, const Tensor& dx) {
+  if (u.channels_last) return through_row_major(g, u, dx, &upsample_bilinear2d_backward);
   dispatch_floating_and_bfloat16(g.dtype(), "upsample_bilinear2d backward", [&]<class T>() {
     using M = opmath_t<T>;
     const auto hs = linear_taps<M>(u.ih, u.oh, u.align_corners, u.scale_h);
