@@ -22,8 +22,12 @@
 // turns on the device context's TF32 switch. --precision bf16 runs the forward and the loss
 // under autocast::Guard(BFloat16), as the twin runs them under torch.autocast: convolutions and
 // linear layers in bfloat16 with float32 master weights, the loss in float32, on either device.
-// What the engine cannot do (channels-last, tf32 on the CPU, a CUDA device in a build or machine
-// without one) is one line on stderr and exit 1, never a silent fallback.
+// --channels-last lays the model's 4-d parameters and buffers out NHWC (nn::Module::to) and the
+// input too (Tensor::contiguous), as the twin's model.to(memory_format=torch.channels_last) and
+// x.contiguous(memory_format=torch.channels_last); the ops keep that layout, gradients arrive in
+// the parameters' layout and the optimizers walk them flat.
+// What the engine cannot do (tf32 on the CPU, a CUDA device in a build or machine without one)
+// is one line on stderr and exit 1, never a silent fallback.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -110,7 +114,6 @@ Device select_device(const Options& o) {
   if (device.is_cpu()) {
     if (o.precision == "tf32")
       PNEUMA_FAIL("--precision tf32: TF32 is a CUDA tensor-core mode; the CPU backend computes in float32");
-    if (o.channels_last) PNEUMA_FAIL("--channels-last: the CPU backend keeps activations NCHW-contiguous only");
     return device;
   }
 #ifdef PNEUMA_WITH_CUDA
@@ -118,8 +121,6 @@ Device select_device(const Options& o) {
   PNEUMA_CHECK(devices > 0, "--device ", o.device, ": no CUDA device visible (no GPU or no driver)");
   PNEUMA_CHECK(device.index < devices, "--device ", o.device, ": no such CUDA device (", devices, " visible)");
   PNEUMA_CHECK(o.workload != "loader", "--workload loader: the data loader runs on the CPU; use --device cpu");
-  if (o.channels_last)
-    PNEUMA_FAIL("--channels-last: the engine's CUDA convolutions and activations are NCHW only (cuDNN plans are NCHW)");
   cuda::DeviceContext::get(device.index).set_tf32(o.precision == "tf32");
   return device;
 #else
@@ -200,7 +201,11 @@ Timing run_model(const Options& o, Device device) {
   model->to(device);
   int64_t in_channels = 3;
   if (const auto* unet = dynamic_cast<const models::UNet*>(model.get())) in_channels = unet->options().in_channels;
-  const Tensor x = Tensor::randn({o.batch, in_channels, o.img_size, o.img_size}, o.seed + 1).to(device);
+  Tensor x = Tensor::randn({o.batch, in_channels, o.img_size, o.img_size}, o.seed + 1).to(device);
+  if (o.channels_last) {
+    model->to(MemoryFormat::ChannelsLast);
+    x = x.contiguous(MemoryFormat::ChannelsLast);
+  }
 
   if (o.mode == "infer") {
     model->eval();

@@ -48,9 +48,12 @@ Tensor fused_table_on(const std::vector<FusedParameter<T>>& entries, Device devi
   return host.to(device);
 }
 
-// The parameter's gradient, contiguous, checked as the CPU optimizer checks it.
+// The parameter's gradient in the parameter's layout (a channels-last weight's gradient is
+// channels-last), so the kernel walks both as flat arrays; checked as the CPU optimizer checks it.
 inline Tensor fused_dense_grad(const char* optimizer, const Tensor& p) {
-  Tensor g = p.grad().contiguous();
+  PNEUMA_CHECK(p.grad().shape() == p.shape(), optimizer, ": grad ", p.grad().str(), " does not match parameter ",
+               p.str());
+  Tensor g = p.grad().laid_out_like(p);
   PNEUMA_CHECK(g.dtype() == p.dtype() && g.shape() == p.shape() && g.device() == p.device(), optimizer, ": grad ",
                g.str(), " does not match parameter ", p.str());
   return g;
@@ -67,7 +70,8 @@ void for_each_parameter_dtype(const std::vector<Tensor>& parameters, const char*
 }
 
 // One SGD step (optim::SGD::step semantics) over the parameters that have a gradient, all on one
-// device. Momentum buffers that do not exist yet are created, zeroed, on the parameter's device.
+// device. Momentum buffers that do not exist yet are created, zeroed, on the parameter's device
+// and in its layout.
 inline void run_fused_sgd_step(const std::vector<Tensor>& parameters, std::vector<Tensor>& momentum_buffers,
                                const optim::SgdOptions& options, double lr, Stream stream) {
   const SgdHyper hyper{lr, options.weight_decay, options.momentum, options.dampening, options.nesterov};
@@ -80,7 +84,7 @@ inline void run_fused_sgd_step(const std::vector<Tensor>& parameters, std::vecto
       if (!p.grad().defined() || p.dtype() != dtype_v<T>) continue;
       grads.push_back(fused_dense_grad("SGD", p));
       const bool first = options.momentum != 0 && !momentum_buffers[i].defined();
-      if (first) momentum_buffers[i] = Tensor::zeros(p.shape(), p.dtype(), p.device());
+      if (first) momentum_buffers[i] = Tensor::zeros(p.shape(), p.dtype(), p.device()).laid_out_like(p);
       if (p.numel() == 0) continue;
       T* buffer = options.momentum != 0 ? momentum_buffers[i].data<T>() : nullptr;
       entries.push_back({p.data<T>(), grads.back().data<T>(), buffer, nullptr, p.numel(), chunks, first ? 1 : 0});
@@ -110,8 +114,8 @@ inline void run_fused_adam_step(const std::vector<Tensor>& parameters, std::vect
       if (!p.grad().defined() || p.dtype() != dtype_v<T>) continue;
       grads.push_back(fused_dense_grad(name, p));
       if (!exp_avg[i].defined()) {
-        exp_avg[i] = Tensor::zeros(p.shape(), p.dtype(), p.device());
-        exp_avg_sq[i] = Tensor::zeros(p.shape(), p.dtype(), p.device());
+        exp_avg[i] = Tensor::zeros(p.shape(), p.dtype(), p.device()).laid_out_like(p);
+        exp_avg_sq[i] = Tensor::zeros(p.shape(), p.dtype(), p.device()).laid_out_like(p);
       }
       if (p.numel() == 0) continue;
       entries.push_back({p.data<T>(), grads.back().data<T>(), exp_avg[i].data<T>(), exp_avg_sq[i].data<T>(),

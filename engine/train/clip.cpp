@@ -21,9 +21,13 @@ namespace {
 // a NaN that comes second).
 double max_or_nan(double a, double b) { return (b > a || std::isnan(b)) ? b : a; }
 
+// The gradient itself where its elements fill one block (row-major or channels-last: the norm and
+// the scaling are per element, so memory order does not matter), else a contiguous copy.
+Tensor flat_walkable(const Tensor& g) { return g.is_non_overlapping_and_dense() ? g : g.contiguous(); }
+
 // One gradient's share of the total on the CPU: sum |g|^p, or max |g| for the inf-norm, in double.
 double host_norm_term(const Tensor& g, double norm_type, bool inf_norm) {
-  const Tensor dense = g.contiguous();
+  const Tensor dense = flat_walkable(g);
   double norm = 0;
   dispatch_floating(dense.dtype(), "clip_grad_norm", [&]<class T>() {
     const T* d = dense.data<T>();
@@ -89,7 +93,7 @@ double clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm, do
   if (std::isfinite(total) && coefficient < 1) {
     for (const Tensor& p : parameters) {
       if (!p.defined() || !p.grad().defined()) continue;
-      const Tensor g = p.grad().contiguous();  // gradients are contiguous; a view gets a copy
+      const Tensor g = flat_walkable(p.grad());  // scaled in place in its layout; a view gets a copy
       if (g.device().is_cuda()) {
         scale_on_device(g, coefficient);
       } else {

@@ -1,104 +1,11 @@
 // Whole models moved to the GPU with Module::to and run there against the same weights on the CPU.
 #include <doctest/doctest.h>
 
-#include <cmath>
-#include <cstring>
-#include <optional>
-
-#include "engine/pneuma.h"
-#include "models/registry.h"
-#include "tests/cuda/cuda_parity.h"
+#include "tests/cuda/cuda_model_parity.h"
 
 using namespace pneuma;
-
-namespace {
-std::shared_ptr<nn::Module> copy_of(const std::string& name, const nn::Module& source) {
-  auto model = models::create_model(name, 2);
-  const auto from = source.state_dict();
-  const auto to = model->state_dict();
-  REQUIRE(from.size() == to.size());
-  for (size_t i = 0; i < from.size(); ++i)
-    std::memcpy(to[i].second.raw_data(), from[i].second.raw_data(),
-                from[i].second.numel() * dtype_size(from[i].second.dtype()));
-  return model;
-}
-
-double relative_l2(const Tensor& actual, const Tensor& expected) {
-  const std::vector<double> a = actual.to_vector(), b = expected.to_vector();
-  double err = 0, ref = 1e-300;
-  for (size_t i = 0; i < a.size(); ++i) err += (a[i] - b[i]) * (a[i] - b[i]), ref += b[i] * b[i];
-  return std::sqrt(err / ref);
-}
-
-// Under autocast bf16 the GPU (cuDNN, cuBLAS, our kernels) and the CPU (oneDNN) round in different
-// places, so they are compared by how far each lands from the CPU's float32 result: the GPU's
-// deviation must not exceed twice the CPU's (plus a floor). Eval-mode logits and the train-mode
-// gradients of all parameters together, both as relative L2.
-void check_autocast_parity(const std::string& name, int64_t img_size) {
-  CAPTURE(name);
-  auto reference = models::create_model(name, 2);
-  auto cpu_model = copy_of(name, *reference);
-  auto gpu_model = copy_of(name, *reference);
-  gpu_model->to(Device::cuda());
-  const Tensor x = testing::parity_input({4, 3, img_size, img_size}, 5, DType::Float32);
-  auto run = [&](nn::Module& model, const Tensor& input, bool mixed) {
-    std::optional<autocast::Guard> guard;
-    if (mixed) guard.emplace(DType::BFloat16);
-    return models::forward_any(model, input).to(DType::Float32);
-  };
-  Tensor logits32, logits_cpu, logits_gpu;
-  {
-    NoGradGuard no_grad;
-    for (auto* m : {reference.get(), cpu_model.get(), gpu_model.get()}) m->eval();
-    logits32 = run(*reference, x, false);
-    logits_cpu = run(*cpu_model, x, true);
-    logits_gpu = run(*gpu_model, x.to(Device::cuda()), true).to(Device::cpu());
-  }
-  const double cpu_dev = relative_l2(logits_cpu, logits32), gpu_dev = relative_l2(logits_gpu, logits32);
-  CHECK_MESSAGE(gpu_dev <= 2 * cpu_dev + 1e-2, "eval logits: GPU bf16 deviates ", gpu_dev, ", CPU bf16 ", cpu_dev);
-  for (auto* m : {reference.get(), cpu_model.get(), gpu_model.get()}) m->train();
-  sum(run(*reference, x, false)).backward();
-  sum(run(*cpu_model, x, true)).backward();
-  sum(run(*gpu_model, x.to(Device::cuda()), true)).backward();
-  const auto p32 = reference->named_parameters(), pc = cpu_model->named_parameters(), pg = gpu_model->named_parameters();
-  std::vector<double> g32, gc, gg;
-  for (size_t i = 0; i < p32.size(); ++i) {
-    CAPTURE(p32[i].first);
-    REQUIRE(pg[i].second.grad().dtype() == DType::Float32);
-    for (double v : p32[i].second.grad().to_vector()) g32.push_back(v);
-    for (double v : pc[i].second.grad().to_vector()) gc.push_back(v);
-    for (double v : pg[i].second.grad().to(Device::cpu()).to_vector()) gg.push_back(v);
-  }
-  const Shape all{static_cast<int64_t>(g32.size())};
-  const Tensor r = Tensor::from_vector(g32, all, DType::Float64);
-  const double cpu_grad = relative_l2(Tensor::from_vector(gc, all, DType::Float64), r);
-  const double gpu_grad = relative_l2(Tensor::from_vector(gg, all, DType::Float64), r);
-  CHECK_MESSAGE(gpu_grad <= 2 * cpu_grad + 5e-2, "gradients: GPU bf16 deviates ", gpu_grad, ", CPU bf16 ", cpu_grad);
-  MESSAGE(name, " autocast bf16 deviation from CPU float32: logits GPU ", gpu_dev, " CPU ", cpu_dev, "; gradients GPU ",
-          gpu_grad, " CPU ", cpu_grad);
-}
-
-// forward in training mode (batch statistics) and the gradient of every parameter
-void check_model_parity(const std::string& name, int64_t img_size, int64_t in_channels) {
-  CAPTURE(name);
-  auto cpu_model = models::create_model(name, 2);
-  auto gpu_model = copy_of(name, *cpu_model);
-  gpu_model->to(Device::cuda());
-  for (const auto& [key, t] : gpu_model->state_dict()) REQUIRE(t.device() == Device::cuda());
-  const Tensor x = testing::parity_input({2, in_channels, img_size, img_size}, 5, DType::Float32);
-  const Tensor y_cpu = models::forward_any(*cpu_model, x);
-  const Tensor y_gpu = models::forward_any(*gpu_model, x.to(Device::cuda()));
-  testing::require_close_to(y_cpu.detach(), y_gpu.detach().to(Device::cpu()), 1e-3, "logits");
-  sum(y_cpu).backward();
-  sum(y_gpu).backward();
-  const auto cpu_params = cpu_model->named_parameters();
-  const auto gpu_params = gpu_model->named_parameters();
-  for (size_t i = 0; i < cpu_params.size(); ++i) {
-    CAPTURE(cpu_params[i].first);
-    testing::require_close_to(cpu_params[i].second.grad(), gpu_params[i].second.grad().to(Device::cpu()), 2e-3, "grad");
-  }
-}
-}  // namespace
+using testing::check_autocast_parity;
+using testing::check_model_parity;
 
 TEST_SUITE("cuda") {
   TEST_CASE("parity cuda resnet18 forward and backward") {
