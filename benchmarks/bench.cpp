@@ -51,6 +51,7 @@
 #include "models/registry.h"
 #include "models/unet.h"
 #include "tools/common/cli.h"
+#include "tools/common/compute.h"
 
 #ifdef PNEUMA_WITH_CUDA
 #include <cuda_runtime.h>
@@ -178,16 +179,8 @@ Timing time_steps(const Options& o, Device device, const std::function<double()>
 }
 
 // The autocast scope of --precision bf16 (none for fp32 and tf32), entered where the twin enters
-// torch.autocast.
-class PrecisionScope {
- public:
-  explicit PrecisionScope(const Options& o) {
-    if (o.precision == "bf16") guard_.emplace(DType::BFloat16);
-  }
-
- private:
-  std::optional<autocast::Guard> guard_;
-};
+// torch.autocast: the tools' own (tools/common/compute.h).
+using tools::PrecisionScope;
 
 // ---- model workload
 // The first element of a tensor on any device, copying only that element to the host.
@@ -202,16 +195,14 @@ Timing run_model(const Options& o, Device device) {
   int64_t in_channels = 3;
   if (const auto* unet = dynamic_cast<const models::UNet*>(model.get())) in_channels = unet->options().in_channels;
   Tensor x = Tensor::randn({o.batch, in_channels, o.img_size, o.img_size}, o.seed + 1).to(device);
-  if (o.channels_last) {
-    model->to(MemoryFormat::ChannelsLast);
-    x = x.contiguous(MemoryFormat::ChannelsLast);
-  }
+  tools::apply_memory_format(*model, o.channels_last);
+  if (o.channels_last) x = x.contiguous(MemoryFormat::ChannelsLast);
 
   if (o.mode == "infer") {
     model->eval();
     return time_steps(o, device, [&] {
       NoGradGuard no_grad;
-      PrecisionScope precision(o);
+      PrecisionScope precision(o.precision);
       profiler::Scope region("other", "forward", profiler::Phase::Forward);
       return first_value(models::forward_any(*model, x));
     });
@@ -232,12 +223,12 @@ Timing run_model(const Options& o, Device device) {
   return time_steps(o, device, [&] {
     Tensor output, loss;
     {
-      PrecisionScope precision(o);
+      PrecisionScope precision(o.precision);
       profiler::Scope region("other", "forward", profiler::Phase::Forward);
       output = models::forward_any(*model, x);
     }
     {
-      PrecisionScope precision(o);
+      PrecisionScope precision(o.precision);
       profiler::Scope region("other", "loss", profiler::Phase::Forward);
       loss = segmentation ? dice_bce_loss(output, target) : binary_cross_entropy_with_logits(output, target);
     }
@@ -326,7 +317,7 @@ Timing run_loss(const Options& o, Device device) {
     for (const Tensor& t : c.leaves) t.set_grad(Tensor());
     Tensor y;
     {
-      PrecisionScope precision(o);
+      PrecisionScope precision(o.precision);
       profiler::Scope region("other", "loss", profiler::Phase::Forward);
       y = c.forward();
     }
