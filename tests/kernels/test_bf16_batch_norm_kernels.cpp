@@ -17,6 +17,7 @@
 #include "engine/ops/norm/norm_kernels.h"
 #include "engine/pneuma.h"
 #include "tests/kernels/kernel_check.h"
+#include "tests/support/gradcheck.h"
 
 using namespace pneuma;
 using pneuma::testing::uniform_values;
@@ -34,21 +35,9 @@ const Geometry kGeometries[] = {{8, 5, 1}, {4, 3, 30}, {2, 2, 1000}, {3, 7, 17}}
 // `dtype`.
 void require_near(const Tensor& expected, const Tensor& actual, DType dtype, double relative, double fraction,
                   const char* what) {
-  const std::string checked = what;
-  CAPTURE(checked);
   REQUIRE(expected.dtype() == dtype);
   REQUIRE(actual.dtype() == dtype);
-  REQUIRE(expected.shape() == actual.shape());
-  const std::vector<double> e = expected.to_vector(), a = actual.to_vector();
-  double largest = 0;
-  for (double v : e) largest = std::max(largest, std::fabs(v));
-  REQUIRE(largest > 0);
-  for (size_t i = 0; i < e.size(); ++i) {
-    CAPTURE(i);
-    CAPTURE(e[i]);
-    CAPTURE(a[i]);
-    REQUIRE(std::fabs(e[i] - a[i]) <= relative * std::fabs(e[i]) + fraction * largest);
-  }
+  pneuma::testing::require_near_scaled(expected, actual, relative, fraction, what);
 }
 
 void require_near_as(const Tensor& expected, const Tensor& actual, const char* what) {

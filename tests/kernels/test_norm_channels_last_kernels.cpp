@@ -19,6 +19,7 @@
 #include "engine/ops/norm/norm_kernels.h"
 #include "engine/pneuma.h"
 #include "tests/kernels/kernel_check.h"
+#include "tests/support/gradcheck.h"
 
 using namespace pneuma;
 using pneuma::testing::require_close;
@@ -38,20 +39,8 @@ Tensor empty_channels_last(const Shape& shape, DType dtype) {
 
 // |expected - actual| <= relative * |expected| + fraction * max|expected| per element.
 void require_near(const Tensor& expected, const Tensor& actual, double relative, double fraction, const char* what) {
-  const std::string checked = what;
-  CAPTURE(checked);
   REQUIRE(expected.dtype() == actual.dtype());
-  REQUIRE(expected.shape() == actual.shape());
-  const std::vector<double> e = expected.to_vector(), a = actual.to_vector();
-  double largest = 0;
-  for (double v : e) largest = std::max(largest, std::fabs(v));
-  REQUIRE(largest > 0);
-  for (size_t i = 0; i < e.size(); ++i) {
-    CAPTURE(i);
-    CAPTURE(e[i]);
-    CAPTURE(a[i]);
-    REQUIRE(std::fabs(e[i] - a[i]) <= relative * std::fabs(e[i]) + fraction * largest);
-  }
+  pneuma::testing::require_near_scaled(expected, actual, relative, fraction, what);
 }
 
 // The comparison for a result of the given data dtype: float32/float64 data to double-sum

@@ -4,9 +4,11 @@
 // inputs away from kinks (relu at 0, max ties, clamp bounds), with away_from_kinks.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include "engine/pneuma.h"
@@ -114,6 +116,28 @@ inline void check_close(const Tensor& actual, const Tensor& expected, double rto
   }
   CHECK_MESSAGE(worst <= 0, "element ", worst_at, ": ", (a.empty() ? 0 : a[worst_at]), " vs ",
                 (b.empty() ? 0 : b[worst_at]));
+}
+
+// |actual - expected| <= relative * |expected| + fraction * max|expected| per element (a tolerance
+// scaled to the result's magnitude), reporting the first element outside; an all-zero `expected`
+// fails, as it would make the check vacuous. Dtypes are the caller's to check.
+inline void require_near_scaled(const Tensor& expected, const Tensor& actual, double relative, double fraction,
+                                const std::string& what) {
+  CAPTURE(what);
+  REQUIRE(actual.defined());
+  REQUIRE(actual.shape() == expected.shape());
+  const std::vector<double> e = expected.to_vector(), a = actual.to_vector();
+  double largest = 0;
+  for (double v : e) largest = std::max(largest, std::abs(v));
+  REQUIRE(largest > 0);
+  for (size_t i = 0; i < e.size(); ++i) {
+    if (std::abs(a[i] - e[i]) <= relative * std::abs(e[i]) + fraction * largest) continue;
+    CAPTURE(i);
+    CAPTURE(e[i]);
+    CAPTURE(a[i]);
+    CAPTURE(largest);
+    FAIL("element outside " << relative << " * |expected| + " << fraction << " * max|expected|");
+  }
 }
 
 }  // namespace pneuma::testing
