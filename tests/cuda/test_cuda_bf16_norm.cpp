@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tests/cuda/cuda_parity.h"
+#include "tests/support/gradcheck.h"
 
 using namespace pneuma;
 using pneuma::testing::parity_input;
@@ -20,23 +21,11 @@ using pneuma::testing::parity_input;
 namespace {
 
 void require_bf16_parity(const Tensor& expected, const Tensor& actual, const char* what) {
-  const std::string checked = what;
-  CAPTURE(checked);
   REQUIRE(actual.defined());
   REQUIRE(actual.device() == Device::cpu());
   REQUIRE(actual.dtype() == expected.dtype());
-  REQUIRE(actual.shape() == expected.shape());
   const bool bf16 = expected.dtype() == DType::BFloat16;
-  const double relative = bf16 ? 1.0 / 256 : 1e-4, fraction = bf16 ? 1e-3 : 1e-4;
-  const std::vector<double> e = expected.to_vector(), a = actual.to_vector();
-  double largest = 0;
-  for (double v : e) largest = std::max(largest, std::fabs(v));
-  for (size_t i = 0; i < e.size(); ++i) {
-    CAPTURE(i);
-    CAPTURE(e[i]);
-    CAPTURE(a[i]);
-    REQUIRE(std::fabs(e[i] - a[i]) <= relative * std::fabs(e[i]) + fraction * largest);
-  }
+  pneuma::testing::require_near_scaled(expected, actual, bf16 ? 1.0 / 256 : 1e-4, bf16 ? 1e-3 : 1e-4, what);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 
 #include "engine/autograd/node.h"
 #include "tests/cuda/cuda_parity.h"
+#include "tests/support/gradcheck.h"
 
 using namespace pneuma;
 using pneuma::testing::parity_input;
@@ -44,16 +45,7 @@ void require_agree(const Tensor& expected, const Tensor& actual, bool bf16_data,
     return;
   }
   const bool bf16 = expected.dtype() == DType::BFloat16;
-  const double relative = bf16 ? 0x1p-7 : 1e-4, fraction = bf16 ? 1e-3 : 1e-4;
-  const std::vector<double> e = expected.to_vector(), a = actual.to_vector();
-  double largest = 0;
-  for (double v : e) largest = std::max(largest, std::fabs(v));
-  for (size_t i = 0; i < e.size(); ++i) {
-    CAPTURE(i);
-    CAPTURE(e[i]);
-    CAPTURE(a[i]);
-    REQUIRE(std::fabs(e[i] - a[i]) <= relative * std::fabs(e[i]) + fraction * largest);
-  }
+  pneuma::testing::require_near_scaled(expected, actual, bf16 ? 0x1p-7 : 1e-4, bf16 ? 1e-3 : 1e-4, what);
 }
 
 struct Run {

@@ -32,6 +32,7 @@
 #include "engine/ops/norm/norm_onednn.h"
 #include "engine/pneuma.h"
 #include "tests/data/data_util.h"
+#include "tests/support/gradcheck.h"
 
 using namespace pneuma;
 
@@ -48,33 +49,15 @@ Tensor rounded_values(const Shape& shape, uint64_t seed, double lo, double hi) {
   return Tensor::from_vector(v, shape, DType::Float32).to(DType::BFloat16).to(DType::Float32);
 }
 
-double largest_magnitude(const std::vector<double>& v) {
-  double largest = 0;
-  for (double x : v) largest = std::max(largest, std::fabs(x));
-  return largest;
-}
 
 // Every element of actual within relative * |expected| + fraction * max|expected| of expected
 // (float32); actual's dtype as given. Reports the first element outside.
 void require_close_to_oracle(const Tensor& expected, const Tensor& actual, DType actual_dtype, double relative,
                              double fraction, const char* what) {
-  const std::string checked = what;
-  CAPTURE(checked);
   REQUIRE(actual.defined());
   REQUIRE(dtype_name(actual.dtype()) == std::string(dtype_name(actual_dtype)));
   REQUIRE(expected.dtype() == DType::Float32);
-  REQUIRE(actual.shape() == expected.shape());
-  const std::vector<double> e = expected.to_vector(), a = actual.to_vector();
-  const double largest = largest_magnitude(e);
-  REQUIRE(largest > 0);  // an all-zero oracle would make the check vacuous
-  for (size_t i = 0; i < e.size(); ++i) {
-    if (std::fabs(a[i] - e[i]) <= relative * std::fabs(e[i]) + fraction * largest) continue;
-    CAPTURE(i);
-    CAPTURE(e[i]);
-    CAPTURE(a[i]);
-    CAPTURE(largest);
-    FAIL("outside the tolerance of the float32 oracle");
-  }
+  pneuma::testing::require_near_scaled(expected, actual, relative, fraction, what);
 }
 
 void require_bf16_close(const Tensor& expected, const Tensor& actual, const char* what) {
